@@ -1,0 +1,1 @@
+"""A test double of HashiCorp Vault's HTTP API: the parts pgbouncer-vault's controller uses."""
