@@ -102,11 +102,34 @@ struct LoginFailed {
 // Move-only, because Credentials holds a Secret.
 using Message = std::variant<Hello, Error, Credentials, SnapshotDone, Drained, LoginFailed>;
 
+// A Message or one of its alternatives.  The functions below take either, so that a
+// Credentials can be encoded without being copied into a Message.
+template <typename T>
+concept MessageLike =
+        std::is_same_v<T, Message> || std::is_same_v<T, Hello> || std::is_same_v<T, Error> ||
+        std::is_same_v<T, Credentials> || std::is_same_v<T, SnapshotDone> ||
+        std::is_same_v<T, Drained> || std::is_same_v<T, LoginFailed>;
+
+namespace detail {
+
+// Applies visitor `v` to `m`, whether `m` is a Message or one of its alternatives.
+template <typename V, typename M>
+decltype(auto) dispatch(V&& v, const M& m) {
+    if constexpr (std::is_same_v<M, Message>) {
+        return std::visit(std::forward<V>(v), m);
+    } else {
+        return std::forward<V>(v)(m);
+    }
+}
+
+}  // namespace detail
+
 // ---------------------------------------------------------------------------------------
 // Types and directions.
 
 // Returns the PGBV_MSG_* type byte of `m`.
-inline std::uint8_t type_of(const Message& m) noexcept {
+template <MessageLike M>
+std::uint8_t type_of(const M& m) noexcept {
     struct V {
         std::uint8_t operator()(const Hello&) const { return PGBV_MSG_HELLO; }
         std::uint8_t operator()(const Error&) const { return PGBV_MSG_ERROR; }
@@ -115,7 +138,7 @@ inline std::uint8_t type_of(const Message& m) noexcept {
         std::uint8_t operator()(const Drained&) const { return PGBV_MSG_DRAINED; }
         std::uint8_t operator()(const LoginFailed&) const { return PGBV_MSG_LOGIN_FAILED; }
     };
-    return std::visit(V{}, m);
+    return detail::dispatch(V{}, m);
 }
 
 // Returns the protocol name of a type byte ("CREDENTIALS"), or "UNKNOWN".
@@ -137,7 +160,8 @@ inline const char* type_name(std::uint8_t type) noexcept {
             return "UNKNOWN";
     }
 }
-inline const char* type_name(const Message& m) noexcept {
+template <MessageLike M>
+const char* type_name(const M& m) noexcept {
     return type_name(type_of(m));
 }
 
@@ -162,7 +186,8 @@ inline std::optional<Direction> direction_of(std::uint8_t type) noexcept {
 }
 
 // Returns true if `sender` may send `m` at all (in some state of the conversation).
-inline bool may_send(Sender sender, const Message& m) noexcept {
+template <MessageLike M>
+bool may_send(Sender sender, const M& m) noexcept {
     switch (*direction_of(type_of(m))) {
         case Direction::kBoth:
             return true;
@@ -177,12 +202,12 @@ inline bool may_send(Sender sender, const Message& m) noexcept {
 // ---------------------------------------------------------------------------------------
 // Field rules, shared by encoder and decoder.
 
-namespace detail {
-
+// True if `s` contains a NUL byte.
 inline bool has_nul(std::string_view s) noexcept {
     return s.find('\0') != std::string_view::npos;
 }
 
+// True if `s` is a valid set name: 1-63 bytes of [A-Za-z0-9_.-].
 inline bool valid_set_name(std::string_view s) noexcept {
     if (s.empty() || s.size() > PGBV_WIRE_MAX_SET) return false;
     return std::all_of(s.begin(), s.end(), [](char c) {
@@ -191,11 +216,14 @@ inline bool valid_set_name(std::string_view s) noexcept {
     });
 }
 
+// True if `s` is a valid SQLSTATE: exactly 5 of [0-9A-Z].
 inline bool valid_sqlstate(std::string_view s) noexcept {
     if (s.size() != PGBV_WIRE_SQLSTATE_LEN) return false;
     return std::all_of(s.begin(), s.end(),
                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
 }
+
+namespace detail {
 
 inline bool valid_text(std::string_view s, std::size_t min, std::size_t max) noexcept {
     return s.size() >= min && s.size() <= max && !has_nul(s);
@@ -220,7 +248,8 @@ inline std::optional<std::string> check_username(const char* msg, std::string_vi
 
 // Returns nullopt if `m` obeys every field rule of PROTOCOL.md, else a one-line
 // description of the first rule it breaks (never containing a field's value).
-inline std::optional<std::string> validation_error(const Message& m) {
+template <MessageLike M>
+std::optional<std::string> validation_error(const M& m) {
     using detail::check_generation;
     using detail::check_set;
     using detail::check_username;
@@ -264,13 +293,13 @@ inline std::optional<std::string> validation_error(const Message& m) {
             if (auto e = check_set("LOGIN_FAILED", l.set)) return e;
             if (auto e = check_generation("LOGIN_FAILED", l.generation)) return e;
             if (auto e = check_username("LOGIN_FAILED", l.username)) return e;
-            if (!detail::valid_sqlstate(l.sqlstate)) {
+            if (!valid_sqlstate(l.sqlstate)) {
                 return "LOGIN_FAILED: sqlstate must be exactly 5 of [0-9A-Z]";
             }
             return std::nullopt;
         }
     };
-    return std::visit(V{}, m);
+    return detail::dispatch(V{}, m);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -314,7 +343,8 @@ private:
 };
 
 // Number of bytes after the length field (type + body) that `m` encodes to.
-inline std::size_t payload_size(const Message& m) {
+template <MessageLike M>
+std::size_t payload_size(const M& m) {
     struct V {
         std::size_t operator()(const Hello& h) const { return 1 + 2 + 2 + h.software.size(); }
         std::size_t operator()(const Error& e) const { return 1 + 2 + 2 + e.message.size(); }
@@ -330,7 +360,7 @@ inline std::size_t payload_size(const Message& m) {
             return 1 + (2 + l.set.size()) + 8 + (2 + l.username.size()) + (2 + l.sqlstate.size());
         }
     };
-    return std::visit(V{}, m);
+    return detail::dispatch(V{}, m);
 }
 
 }  // namespace detail
@@ -338,7 +368,8 @@ inline std::size_t payload_size(const Message& m) {
 // Returns the whole frame for `m`: u32 length, type byte, body.
 // Throws EncodeError if `m` breaks a field rule (see validation_error()); may throw
 // std::bad_alloc.  Nothing else.
-inline std::vector<std::uint8_t> encode(const Message& m) {
+template <MessageLike M>
+std::vector<std::uint8_t> encode(const M& m) {
     if (auto error = validation_error(m)) throw EncodeError(*error);
     const std::size_t payload = detail::payload_size(m);
     if (payload > kMaxFrame) throw EncodeError(std::string(type_name(m)) + ": frame too long");
@@ -379,7 +410,7 @@ inline std::vector<std::uint8_t> encode(const Message& m) {
             w.str(l.sqlstate);
         }
     };
-    std::visit(V{w}, m);
+    detail::dispatch(V{w}, m);
     return out;
 }
 
@@ -544,7 +575,7 @@ inline Decoded decode_payload(std::span<const std::uint8_t> payload) {
 //     }
 //
 // The length field is checked as soon as its 4 bytes have arrived, before any of the body
-// is waited for, so a bad length fails at once.  Errors are sticky: after the first
+// is buffered or waited for, so a bad length fails at once.  Errors are sticky: after the first
 // one, feed() drops its input and next() returns the same error until reset().  Buffered
 // bytes are wiped when a frame is consumed, on error, on reset() and on destruction;
 // memory is never reallocated without wiping the old block.
@@ -559,11 +590,19 @@ public:
     // next(); callers bound memory by calling next() until kNeedMore after each feed().
     void feed(std::span<const std::uint8_t> bytes) {
         if (failed() || bytes.empty()) return;
-        reserve(bytes.size());
-        std::memcpy(buf_.get() + end_, bytes.data(), bytes.size());
-        end_ += bytes.size();
-        // Fail on a bad length now rather than buffering a body that will be rejected.
-        if (auto error = bad_length()) fail(std::move(*error));
+        // Complete a pending length field first and check it, so that a bad length fails
+        // before a single byte of its body is buffered.
+        const std::size_t have = end_ - begin_;
+        if (have < kHeaderSize) {
+            const std::size_t n = std::min(kHeaderSize - have, bytes.size());
+            append(bytes.first(n));
+            bytes = bytes.subspan(n);
+            if (auto error = bad_length()) {
+                fail(std::move(*error));
+                return;
+            }
+        }
+        if (!bytes.empty()) append(bytes);
     }
     void feed(const void* bytes, std::size_t n) {
         feed(std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(bytes), n));
@@ -587,10 +626,7 @@ public:
         secure_wipe(buf_.get() + begin_, kHeaderSize + length);
         begin_ += kHeaderSize + length;
         if (begin_ == end_) begin_ = end_ = 0;
-        if (d.failed()) {
-            fail(d.error);
-            return d;
-        }
+        if (d.failed()) fail(d.error);
         return d;
     }
 
@@ -624,6 +660,12 @@ private:
             return "frame length " + std::to_string(length) + " exceeds the limit of 8192";
         }
         return std::nullopt;
+    }
+
+    void append(std::span<const std::uint8_t> bytes) {
+        reserve(bytes.size());
+        std::memcpy(buf_.get() + end_, bytes.data(), bytes.size());
+        end_ += bytes.size();
     }
 
     // Makes room for `n` more bytes after end_, wiping whatever memory it gives up.

@@ -1,0 +1,199 @@
+// The admin protocol between pgbv-controller and pgbvctl.
+
+#include "controller/admin_protocol.hpp"
+
+#include "controller/json.hpp"
+#include "controller/log.hpp"
+
+namespace pgbv::ctl::admin {
+namespace {
+
+void put(json_t* o, const char* key, const std::string& v) {
+    json_object_set_new(o, key, json_stringn(v.data(), v.size()));
+}
+void put(json_t* o, const char* key, std::int64_t v) {
+    json_object_set_new(o, key, json_integer(static_cast<json_int_t>(v)));
+}
+void put_bool(json_t* o, const char* key, bool v) { json_object_set_new(o, key, json_boolean(v)); }
+
+std::string get_str(const json_t* o, const char* key) {
+    return std::string(json::string(o, key).value_or(""));
+}
+std::int64_t get_int(const json_t* o, const char* key, std::int64_t def) {
+    return json::integer(o, key).value_or(def);
+}
+bool get_bool(const json_t* o, const char* key) { return json::boolean(o, key).value_or(false); }
+
+std::string line_of(const json::Ptr& value) { return json::dump(value.get()) + "\n"; }
+
+std::string_view strip_newline(std::string_view line) {
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    return line;
+}
+
+json::Ptr status_to_json(const Status& s) {
+    json::Ptr o = json::own(json_object());
+    put(o.get(), "health", s.health);
+    put(o.get(), "version", s.version);
+    put(o.get(), "now", s.now);
+    put(o.get(), "uptime", s.uptime);
+    json_t* vault = json_object();
+    put(vault, "address", s.vault_address);
+    put(vault, "state", s.vault_state);
+    put(vault, "error", s.vault_error);
+    json_object_set_new(o.get(), "vault", vault);
+    json_t* token = json_object();
+    put(token, "state", s.token.state);
+    put(token, "method", s.token.method);
+    put(token, "ttl", s.token.ttl);
+    put_bool(token, "expires", s.token.expires);
+    put_bool(token, "renewable", s.token.renewable);
+    put_bool(token, "max_ttl_reached", s.token.max_ttl_reached);
+    put(token, "logins", static_cast<std::int64_t>(s.token.logins));
+    put(token, "error", s.token.last_error);
+    json_object_set_new(o.get(), "token", token);
+    put(o.get(), "plugin_clients", static_cast<std::int64_t>(s.plugin_clients));
+    json_t* sets = json_array();
+    for (const SetStatus& set : s.sets) {
+        json_t* j = json_object();
+        put(j, "name", set.name);
+        put(j, "state", set.state);
+        put(j, "mount", set.mount);
+        put(j, "role", set.role);
+        put(j, "username", set.username);
+        put(j, "generation", static_cast<std::int64_t>(set.generation));
+        put(j, "lease_id", set.lease_id);
+        put(j, "lease_ttl", set.lease_ttl);
+        put_bool(j, "renewable", set.renewable);
+        put_bool(j, "max_ttl_reached", set.max_ttl_reached);
+        put(j, "deadline", set.deadline);
+        put(j, "rotate_at", set.rotate_at);
+        put(j, "draining", static_cast<std::int64_t>(set.draining));
+        put(j, "error", set.last_error);
+        json_array_append_new(sets, j);
+    }
+    json_object_set_new(o.get(), "sets", sets);
+    return o;
+}
+
+std::optional<Status> status_from_json(const json_t* o, std::string* error) {
+    if (!json_is_object(o)) {
+        *error = "\"status\" is not an object";
+        return std::nullopt;
+    }
+    Status s;
+    s.health = get_str(o, "health");
+    s.version = get_str(o, "version");
+    s.now = get_int(o, "now", 0);
+    s.uptime = get_int(o, "uptime", 0);
+    const json_t* vault = json::object(o, "vault");
+    s.vault_address = get_str(vault, "address");
+    s.vault_state = get_str(vault, "state");
+    s.vault_error = get_str(vault, "error");
+    const json_t* token = json::object(o, "token");
+    s.token.state = get_str(token, "state");
+    s.token.method = get_str(token, "method");
+    s.token.ttl = get_int(token, "ttl", -1);
+    s.token.expires = get_bool(token, "expires");
+    s.token.renewable = get_bool(token, "renewable");
+    s.token.max_ttl_reached = get_bool(token, "max_ttl_reached");
+    s.token.logins = static_cast<std::uint64_t>(get_int(token, "logins", 0));
+    s.token.last_error = get_str(token, "error");
+    s.plugin_clients = static_cast<std::uint32_t>(get_int(o, "plugin_clients", 0));
+    const json_t* sets = json::array(o, "sets");
+    size_t i;
+    json_t* j;
+    json_array_foreach(sets, i, j) {
+        SetStatus set;
+        set.name = get_str(j, "name");
+        set.state = get_str(j, "state");
+        set.mount = get_str(j, "mount");
+        set.role = get_str(j, "role");
+        set.username = get_str(j, "username");
+        set.generation = static_cast<std::uint64_t>(get_int(j, "generation", 0));
+        set.lease_id = get_str(j, "lease_id");
+        set.lease_ttl = get_int(j, "lease_ttl", -1);
+        set.renewable = get_bool(j, "renewable");
+        set.max_ttl_reached = get_bool(j, "max_ttl_reached");
+        set.deadline = get_int(j, "deadline", 0);
+        set.rotate_at = get_int(j, "rotate_at", 0);
+        set.draining = static_cast<std::uint32_t>(get_int(j, "draining", 0));
+        set.last_error = get_str(j, "error");
+        s.sets.push_back(std::move(set));
+    }
+    if (s.health.empty()) {
+        *error = "the status has no \"health\"";
+        return std::nullopt;
+    }
+    return s;
+}
+
+}  // namespace
+
+std::string encode_request(const Request& r) {
+    json::Ptr o = json::own(json_object());
+    put(o.get(), "command", r.command);
+    if (!r.set.empty()) put(o.get(), "set", r.set);
+    return line_of(o);
+}
+
+std::string encode_status(const Status& s) {
+    json::Ptr o = json::own(json_object());
+    put_bool(o.get(), "ok", true);
+    json_object_set_new(o.get(), "status", status_to_json(s).release());
+    return line_of(o);
+}
+
+std::string encode_ok() {
+    json::Ptr o = json::own(json_object());
+    put_bool(o.get(), "ok", true);
+    return line_of(o);
+}
+
+std::string encode_error(std::string_view message) {
+    json::Ptr o = json::own(json_object());
+    put_bool(o.get(), "ok", false);
+    put(o.get(), "error", log::one_line(message));
+    return line_of(o);
+}
+
+std::optional<Request> parse_request(std::string_view line, std::string* error) {
+    line = strip_newline(line);
+    if (line.size() > kMaxRequestLine) {
+        *error = "request longer than " + std::to_string(kMaxRequestLine) + " bytes";
+        return std::nullopt;
+    }
+    json::Ptr o = json::parse(line, error);
+    if (!o) return std::nullopt;
+    auto command = json::string(o.get(), "command");
+    if (!command) {
+        *error = "the request has no \"command\" string";
+        return std::nullopt;
+    }
+    Request r;
+    r.command = std::string(*command);
+    r.set = std::string(json::string(o.get(), "set").value_or(""));
+    return r;
+}
+
+std::optional<Response> parse_response(std::string_view line, std::string* error) {
+    line = strip_newline(line);
+    json::Ptr o = json::parse(line, error);
+    if (!o) return std::nullopt;
+    auto ok = json::boolean(o.get(), "ok");
+    if (!ok) {
+        *error = "the response has no \"ok\" boolean";
+        return std::nullopt;
+    }
+    Response r;
+    r.ok = *ok;
+    r.error = get_str(o.get(), "error");
+    if (const json_t* status = json_object_get(o.get(), "status")) {
+        auto s = status_from_json(status, error);
+        if (!s) return std::nullopt;
+        r.status = std::move(*s);
+    }
+    return r;
+}
+
+}  // namespace pgbv::ctl::admin

@@ -1,0 +1,547 @@
+// One credential set: its credentials' life, generation by generation.
+
+#include "controller/credential_set.hpp"
+
+#include "controller/lease_policy.hpp"
+#include "controller/log.hpp"
+
+namespace pgbv::ctl {
+namespace {
+
+long long secs(Duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+
+unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+
+const char* state_name(int s) {
+    static const char* const kNames[] = {"waiting_for_token", "fetching", "serving",
+                                         "rotating",          "degraded", "expired"};
+    return kNames[s];
+}
+
+}  // namespace
+
+CredentialSet::CredentialSet(Deps deps, SetSettings settings, Publish publish)
+    : clock_(deps.clock),
+      jitter_(deps.jitter),
+      vault_(deps.vault),
+      tokens_(deps.tokens),
+      vault_settings_(deps.vault_settings),
+      settings_(std::move(settings)),
+      publish_(std::move(publish)) {
+    timer_ = clock_.new_timer([this] { step(); });
+}
+
+CredentialSet::~CredentialSet() = default;
+
+void CredentialSet::start() {
+    started_ = true;
+    step();
+}
+
+void CredentialSet::on_token_update() {
+    // A new token may cure what failed with the old one: do not sit out the backoff.
+    const auto token = tokens_.current();
+    if (token && current_ && token->id != current_->token_id) retry_at_ = clock_.now();
+    if (token && !current_) retry_at_ = clock_.now();
+    step();
+}
+
+std::optional<MonoTime> CredentialSet::hard_end(const Generation& g) const {
+    return policy::earliest(g.lease_end, tokens_.life_of(g.token_id).end);
+}
+
+std::optional<MonoTime> CredentialSet::deadline(const Generation& g, bool* token_bound) const {
+    const std::optional<MonoTime> lease_final =
+            (g.capped || !g.renewable) ? g.lease_end : std::nullopt;
+    const TokenSource::Life life = tokens_.life_of(g.token_id);
+    const std::optional<MonoTime> token_final = life.final ? life.end : std::nullopt;
+    *token_bound = token_final && (!lease_final || *token_final < *lease_final);
+    return policy::earliest(lease_final, token_final);
+}
+
+std::optional<MonoTime> CredentialSet::rotate_time(const Generation& g, bool* token_bound) const {
+    const auto d = deadline(g, token_bound);
+    if (!d) return std::nullopt;
+    const Duration life = g.ttl > Duration::zero() ? g.ttl : 2 * settings_.rotation_margin;
+    return policy::rotate_at(*d, settings_.rotation_margin, life);
+}
+
+std::optional<MonoTime> CredentialSet::retired_deadline(const Retired& r) const {
+    return hard_end(r.gen);
+}
+
+const char* CredentialSet::fetch_reason(MonoTime now, std::uint64_t token_id) const {
+    if (!current_) return "first fetch";
+    if (forced_ != nullptr) return forced_;
+    if (current_->token_id != token_id) return "the Vault token that fetched them was replaced";
+    bool token_bound = false;
+    const auto at = rotate_time(*current_, &token_bound);
+    // Bound by the current token's end: only a new login helps, which the keeper does.
+    if (at && now >= *at && !token_bound) {
+        return current_->renewable ? "the lease reaches its max TTL" : "the lease is not renewable";
+    }
+    // Renewal is refused (403) and the lease ends soon: new credentials may still be had.
+    // (When Vault is merely unreachable, retrying the renewal is better: it keeps the
+    // credentials PgBouncer already uses.)
+    if (renew_denied_ && failures_ > 0 && current_->lease_end &&
+        now >= policy::rotate_at(*current_->lease_end, settings_.rotation_margin, current_->ttl)) {
+        return "renewals are refused and the lease ends soon";
+    }
+    return nullptr;
+}
+
+bool CredentialSet::renew_due(MonoTime now) const {
+    return current_ && current_->renewable && !current_->capped && current_->lease_alive &&
+           next_renew_ && now >= *next_renew_;
+}
+
+void CredentialSet::step() {
+    if (!started_) return;
+    const MonoTime now = clock_.now();
+    step_retired(now);
+    if (!call_) {
+        const auto token = tokens_.current();
+        if (token && !(failures_ > 0 && now < retry_at_)) {
+            if (const char* why = fetch_reason(now, token->id)) {
+                fetch(*token, why);
+            } else if (renew_due(now)) {
+                renew(*token);
+            }
+        }
+    }
+    update_state(now);
+    arm(now);
+}
+
+void CredentialSet::step_retired(MonoTime now) {
+    if (retired_.empty() || !tokens_.current()) return;
+    for (auto& [number, r] : retired_) {
+        if (r.call) continue;
+        const auto dl = retired_deadline(r);
+        const bool due = r.drained || (dl && now >= *dl);
+        if (due && now >= r.retry_at) revoke(r);
+    }
+}
+
+void CredentialSet::arm(MonoTime now) {
+    std::optional<MonoTime> next;
+    auto consider = [&](std::optional<MonoTime> t) {
+        if (t && *t > now) next = policy::earliest(next, t);
+    };
+    if (!call_ && current_) {
+        if (failures_ > 0 && retry_at_ > now) {
+            consider(retry_at_);
+        } else {
+            bool token_bound = false;
+            const auto at = rotate_time(*current_, &token_bound);
+            if (!token_bound) consider(at);
+            if (current_->lease_end && failures_ > 0 && renew_denied_) {
+                consider(policy::rotate_at(*current_->lease_end, settings_.rotation_margin,
+                                           current_->ttl));
+            }
+            if (current_->renewable && !current_->capped) consider(next_renew_);
+        }
+    } else if (!call_ && failures_ > 0) {
+        consider(retry_at_);
+    }
+    if (current_) consider(hard_end(*current_));  // to notice expiry
+    for (const auto& [number, r] : retired_) {
+        if (r.call) continue;
+        const auto dl = retired_deadline(r);
+        const bool due = r.drained || (dl && now >= *dl);
+        consider(due ? std::optional(r.retry_at) : dl);
+    }
+    if (next) {
+        timer_->arm_at(*next);
+    } else {
+        timer_->cancel();
+    }
+}
+
+void CredentialSet::fetch(const TokenSource::Current& token, const char* reason) {
+    op_ = Op::kFetch;
+    const std::uint64_t token_id = token.id;
+    log::debug("set %s: fetching credentials from %s/creds/%s (%s)", name().c_str(),
+               settings_.mount.c_str(), settings_.role.c_str(), reason);
+    call_ = vault_.read_credentials(*token.token, settings_.mount, settings_.role,
+                                    [this, token_id, reason](Result<DbCredentials> r) {
+                                        call_.reset();
+                                        op_ = Op::kNone;
+                                        on_fetched(std::move(r), token_id, reason);
+                                        step();
+                                    });
+}
+
+void CredentialSet::on_fetched(Result<DbCredentials> r, std::uint64_t token_id,
+                               const char* reason) {
+    if (!r.ok()) {
+        failed(r.error(), token_id);
+        return;
+    }
+    const MonoTime now = clock_.now();
+    DbCredentials& c = r.value();
+    Generation g;
+    g.number = ++last_number_;
+    g.username = std::move(c.username);
+    g.password = std::move(c.password);
+    g.lease_id = std::move(c.lease_id);
+    g.renewable = c.renewable;
+    g.ttl = c.ttl;
+    if (c.ttl > Duration::zero()) g.lease_end = now + c.ttl;
+    g.capped = !c.renewable;
+    g.token_id = token_id;
+
+    std::optional<Generation> old = std::move(current_);
+    current_ = std::move(g);
+    next_renew_ = current_->renewable && current_->lease_end
+                          ? std::optional(policy::renew_at(now, c.ttl, settings_.rotation_margin,
+                                                           jitter_.next()))
+                          : std::nullopt;
+    forced_ = nullptr;
+    if (failures_ > 0) {
+        log::info("set %s: Vault answers again after %d failed attempts", name().c_str(),
+                  failures_);
+    }
+    failures_ = 0;
+    last_error_.clear();
+    log::debug("set %s: generation %llu has lease %s", name().c_str(), ull(current_->number),
+               current_->lease_id.c_str());
+
+    if (!old) {
+        log::info("set %s: generation %llu: user %s (lease %llds, %s)", name().c_str(),
+                  ull(current_->number), current_->username.c_str(), secs(c.ttl),
+                  c.renewable ? "renewable" : "not renewable");
+    } else {
+        const auto end = hard_end(*old);
+        log::info("set %s: rotated to generation %llu: user %s (lease %llds) because %s; "
+                  "generation %llu (user %s) drains, revoked when drained or in %llds",
+                  name().c_str(), ull(current_->number), current_->username.c_str(),
+                  secs(c.ttl), reason, ull(old->number), old->username.c_str(),
+                  end ? std::max<long long>(0, secs(to_duration(*end - now))) : -1LL);
+        if (old->lease_alive) {
+            Retired retired;
+            retired.why = reason;
+            const std::uint64_t number = old->number;
+            retired.gen = std::move(*old);
+            retired_.emplace(number, std::move(retired));
+        }
+    }
+    publish_current();
+}
+
+void CredentialSet::publish_current() {
+    if (!current_ || !publish_) return;
+    auto creds = snapshot_for(0);
+    if (!creds) return;
+    for (ClientId client : publish_(*creds)) current_->holders.insert(client);
+}
+
+std::optional<wire::Credentials> CredentialSet::snapshot_for(ClientId client) {
+    if (!current_) return std::nullopt;
+    if (client != 0) current_->holders.insert(client);
+    wire::Credentials c;
+    c.set = name();
+    c.generation = current_->number;
+    c.username = current_->username;
+    c.password = current_->password.clone();
+    const auto end = hard_end(*current_);
+    c.expires_at = end ? std::max<std::int64_t>(0, clock_.wall_at(*end)) : 0;
+    return c;
+}
+
+void CredentialSet::renew(const TokenSource::Current& token) {
+    op_ = Op::kRenew;
+    const std::uint64_t token_id = token.id;
+    const std::uint64_t number = current_->number;
+    call_ = vault_.renew_lease(*token.token, current_->lease_id, current_->ttl,
+                               [this, token_id, number](Result<LeaseRenewal> r) {
+                                   call_.reset();
+                                   op_ = Op::kNone;
+                                   if (current_ && current_->number == number) {
+                                       renew_denied_ =
+                                               !r.ok() &&
+                                               r.error().kind == VaultError::Kind::kDenied;
+                                       if (!r.ok()) {
+                                           if (r.error().kind == VaultError::Kind::kRejected) {
+                                               on_renewed(std::move(r));
+                                           } else {
+                                               failed(r.error(), token_id);
+                                           }
+                                       } else {
+                                           on_renewed(std::move(r));
+                                       }
+                                   }
+                                   step();
+                               });
+}
+
+void CredentialSet::on_renewed(Result<LeaseRenewal> r) {
+    const MonoTime now = clock_.now();
+    Generation& g = *current_;
+    if (!r.ok()) {
+        const std::string& message = r.error().message;
+        next_renew_.reset();
+        if (message.find("not renewable") != std::string::npos) {
+            g.capped = true;
+            log::info("set %s: the lease of generation %llu is not renewable; rotating before "
+                      "it ends",
+                      name().c_str(), ull(g.number));
+            return;
+        }
+        // "lease not found", "lease expired", "invalid lease": nothing left to renew or
+        // revoke.
+        g.lease_alive = false;
+        forced_ = "Vault no longer knows their lease";
+        log::warning("set %s: Vault refused to renew generation %llu (%s); fetching new "
+                     "credentials",
+                     name().c_str(), ull(g.number), message.c_str());
+        return;
+    }
+    const LeaseRenewal& renewal = r.value();
+    g.lease_end = now + renewal.ttl;
+    if (failures_ > 0) {
+        log::info("set %s: Vault answers again after %d failed attempts", name().c_str(),
+                  failures_);
+    }
+    failures_ = 0;
+    last_error_.clear();
+    if (policy::renewal_capped(g.ttl, renewal.ttl) || !renewal.renewable) {
+        g.capped = true;
+        next_renew_.reset();
+        bool token_bound = false;
+        const auto at = rotate_time(g, &token_bound);
+        log::info("set %s: renewed generation %llu for %llds; its max TTL is reached, new "
+                  "credentials in %llds",
+                  name().c_str(), ull(g.number), secs(renewal.ttl),
+                  at ? std::max<long long>(0, secs(to_duration(*at - now))) : -1LL);
+    } else {
+        next_renew_ = policy::renew_at(now, renewal.ttl, settings_.rotation_margin, jitter_.next());
+        log::info("set %s: renewed generation %llu for %llds", name().c_str(), ull(g.number),
+                  secs(renewal.ttl));
+    }
+}
+
+void CredentialSet::failed(const VaultError& error, std::uint64_t token_id) {
+    const MonoTime now = clock_.now();
+    if (error.kind == VaultError::Kind::kDenied) tokens_.report_denied(token_id);
+    ++failures_;
+    std::optional<Duration> left;
+    if (current_) {
+        if (const auto end = hard_end(*current_); end && *end > now) left = to_duration(*end - now);
+    }
+    const Duration wait = policy::backoff(failures_, vault_settings_.retry_min,
+                                          vault_settings_.retry_max, jitter_.next(), left);
+    retry_at_ = now + wait;
+    if (failures_ == 1 || error.message != last_error_) {
+        if (current_) {
+            log::warning("set %s: %s; retrying in %.1fs, generation %llu stays in use%s",
+                         name().c_str(), error.message.c_str(),
+                         static_cast<double>(wait.count()) / 1000.0, ull(current_->number),
+                         left ? (" for " + std::to_string(secs(*left)) + "s at most").c_str()
+                              : "");
+        } else {
+            log::warning("set %s: %s; retrying in %.1fs (no credentials yet)", name().c_str(),
+                         error.message.c_str(), static_cast<double>(wait.count()) / 1000.0);
+        }
+    } else {
+        log::debug("set %s: still failing (attempt %d): %s", name().c_str(), failures_,
+                   error.message.c_str());
+    }
+    last_error_ = error.message;
+}
+
+void CredentialSet::revoke(Retired& old) {
+    const auto token = tokens_.current();
+    if (!token) return;
+    const std::uint64_t number = old.gen.number;
+    const std::uint64_t token_id = token->id;
+    old.call = vault_.revoke_lease(*token->token, old.gen.lease_id,
+                                   [this, number, token_id](Result<NoContent> r) {
+                                       auto it = retired_.find(number);
+                                       if (it != retired_.end()) it->second.call.reset();
+                                       if (!r.ok() &&
+                                           r.error().kind == VaultError::Kind::kDenied) {
+                                           tokens_.report_denied(token_id);
+                                       }
+                                       on_revoked(number, std::move(r));
+                                       step();
+                                   });
+}
+
+void CredentialSet::on_revoked(std::uint64_t number, Result<NoContent> r) {
+    auto it = retired_.find(number);
+    if (it == retired_.end()) return;
+    Retired& old = it->second;
+    const MonoTime now = clock_.now();
+    if (r.ok()) {
+        log::info("set %s: revoked generation %llu (user %s): %s", name().c_str(), ull(number),
+                  old.gen.username.c_str(),
+                  old.drained ? "drained" : "deadline reached before it was drained");
+        retired_.erase(it);
+        return;
+    }
+    const auto dl = retired_deadline(old);
+    if (dl && now >= *dl) {
+        log::info("set %s: could not revoke generation %llu (user %s) before its lease ended "
+                  "(%s); Vault revokes it at its end",
+                  name().c_str(), ull(number), old.gen.username.c_str(),
+                  r.error().message.c_str());
+        retired_.erase(it);
+        return;
+    }
+    ++old.failures;
+    std::optional<Duration> left;
+    if (dl && *dl > now) left = to_duration(*dl - now);
+    const Duration wait = policy::backoff(old.failures, vault_settings_.retry_min,
+                                          vault_settings_.retry_max, jitter_.next(), left);
+    old.retry_at = now + wait;
+    if (old.failures == 1) {
+        log::warning("set %s: revoking generation %llu failed: %s; retrying in %.1fs",
+                     name().c_str(), ull(number), r.error().message.c_str(),
+                     static_cast<double>(wait.count()) / 1000.0);
+    }
+}
+
+void CredentialSet::on_drained(ClientId client, std::uint64_t generation,
+                               std::string_view username) {
+    if (current_ && current_->number == generation && current_->username == username) {
+        log::debug("set %s: DRAINED for the current generation %llu ignored", name().c_str(),
+                   ull(generation));
+        return;
+    }
+    auto it = retired_.find(generation);
+    if (it == retired_.end() || it->second.gen.username != username) {
+        log::debug("set %s: DRAINED for generation %llu, which this controller does not hold",
+                   name().c_str(), ull(generation));
+        return;
+    }
+    Retired& old = it->second;
+    old.gen.holders.erase(client);
+    old.reported = true;
+    if (!old.drained && old.gen.holders.empty()) {
+        old.drained = true;
+        log::info("set %s: generation %llu (user %s) drained", name().c_str(), ull(generation),
+                  old.gen.username.c_str());
+    } else if (!old.drained) {
+        log::debug("set %s: generation %llu drained on one plugin, %zu more to go",
+                   name().c_str(), ull(generation), old.gen.holders.size());
+    }
+    step();
+}
+
+void CredentialSet::on_login_failed(ClientId, std::uint64_t generation, std::string_view username,
+                                    std::string_view sqlstate) {
+    if (!current_ || current_->number != generation || current_->username != username) {
+        log::debug("set %s: LOGIN_FAILED for generation %llu, not the current one; ignored",
+                   name().c_str(), ull(generation));
+        return;
+    }
+    const std::string state(sqlstate);
+    // Class 28: invalid authorization (28000) or password (28P01).  Anything else is not
+    // cured by new credentials.
+    if (state.rfind("28", 0) != 0) {
+        log::info("set %s: PostgreSQL refused a login with generation %llu, SQLSTATE %s, "
+                  "which new credentials would not cure; ignored",
+                  name().c_str(), ull(generation), state.c_str());
+        return;
+    }
+    const MonoTime now = clock_.now();
+    if (last_login_failed_fetch_ &&
+        now - *last_login_failed_fetch_ < policy::kLoginFailedRefetchInterval) {
+        log::debug("set %s: LOGIN_FAILED (SQLSTATE %s) within %llds of the last refetch; "
+                   "ignored",
+                   name().c_str(), state.c_str(), secs(policy::kLoginFailedRefetchInterval));
+        return;
+    }
+    last_login_failed_fetch_ = now;
+    log::warning("set %s: PostgreSQL refused generation %llu (user %s, SQLSTATE %s); fetching "
+                 "new credentials",
+                 name().c_str(), ull(generation), current_->username.c_str(), state.c_str());
+    forced_ = "PostgreSQL refused the current ones";
+    if (op_ == Op::kRenew) {
+        call_.reset();
+        op_ = Op::kNone;
+    }
+    retry_at_ = now;
+    step();
+}
+
+void CredentialSet::on_client_closed(ClientId client) {
+    if (current_) current_->holders.erase(client);
+    bool changed = false;
+    for (auto& [number, old] : retired_) {
+        old.gen.holders.erase(client);
+        // The other plugins have drained it; the one that left cannot report any more.
+        if (old.reported && !old.drained && old.gen.holders.empty()) {
+            old.drained = true;
+            changed = true;
+            log::info("set %s: generation %llu (user %s) drained", name().c_str(), ull(number),
+                      old.gen.username.c_str());
+        }
+    }
+    if (changed) step();
+}
+
+void CredentialSet::rotate_now() {
+    log::info("set %s: rotation requested", name().c_str());
+    forced_ = "a rotation was requested";
+    if (op_ == Op::kRenew) {
+        call_.reset();
+        op_ = Op::kNone;
+    }
+    retry_at_ = clock_.now();
+    step();
+}
+
+void CredentialSet::update_state(MonoTime now) {
+    State s;
+    if (!current_) {
+        s = tokens_.current() ? State::kFetching : State::kWaitingForToken;
+    } else if (const auto end = hard_end(*current_); end && now >= *end) {
+        s = State::kExpired;
+    } else if (failures_ > 0) {
+        s = State::kDegraded;
+    } else if (op_ == Op::kFetch) {
+        s = State::kRotating;
+    } else {
+        s = State::kServing;
+    }
+    if (s == state_) return;
+    const State was = state_;
+    state_ = s;
+    if (s == State::kExpired) {
+        log::error("set %s: generation %llu (user %s) has reached its end without a "
+                   "replacement; PostgreSQL logins with it fail until Vault answers",
+                   name().c_str(), ull(current_->number), current_->username.c_str());
+    } else if (s == State::kWaitingForToken) {
+        log::info("set %s: waiting for a Vault token", name().c_str());
+    } else if (s == State::kServing && (was == State::kDegraded || was == State::kExpired)) {
+        log::info("set %s: serving again: generation %llu", name().c_str(),
+                  ull(current_->number));
+    }
+}
+
+SetStatus CredentialSet::status() const {
+    const MonoTime now = clock_.now();
+    SetStatus s;
+    s.name = name();
+    s.state = state_name(static_cast<int>(state_));
+    s.mount = settings_.mount;
+    s.role = settings_.role;
+    s.draining = static_cast<std::uint32_t>(retired_.size());
+    s.last_error = failures_ > 0 ? last_error_ : std::string();
+    if (!current_) return s;
+    const Generation& g = *current_;
+    s.username = g.username;
+    s.generation = g.number;
+    s.lease_id = g.lease_id;
+    s.renewable = g.renewable;
+    s.max_ttl_reached = g.capped && g.renewable;
+    if (g.lease_end) s.lease_ttl = std::max<long long>(0, secs(to_duration(*g.lease_end - now)));
+    bool token_bound = false;
+    if (const auto d = deadline(g, &token_bound)) s.deadline = clock_.wall_at(*d);
+    if (const auto at = rotate_time(g, &token_bound)) s.rotate_at = clock_.wall_at(*at);
+    return s;
+}
+
+}  // namespace pgbv::ctl

@@ -1,0 +1,178 @@
+// One credential set: the life of its database credentials from Vault, generation by
+// generation.
+//
+//   fetch     GET <mount>/creds/<role> with the current token: generation N, pushed to
+//             every plugin (the Publish callback).
+//   renew     PUT sys/leases/renew at about two thirds of the TTL (lease_policy.hpp); a
+//             capped renewal fixes the lease's end.
+//   rotate    fetch generation N+1 at deadline - margin, where the deadline is the
+//             earliest of the lease's final end and the final end of the token that
+//             fetched it; also at once when the token is replaced, when PgBouncer reports
+//             LOGIN_FAILED for the current generation (at most every
+//             policy::kLoginFailedRefetchInterval), when the lease is gone, and on request.
+//   drain     the old generation is kept until every plugin that received it reports
+//             DRAINED, then its lease is revoked (PUT sys/leases/revoke); if that never
+//             happens it is revoked at its deadline anyway.
+//   failures  Vault errors retry with backoff (bounded by the time left); the current
+//             credentials keep being served meanwhile.  One log line per state change and
+//             per event, not per retry.
+//
+// All work happens in step(), run by one timer and after every event; it does whatever
+// is due and re-arms the timer for the next thing that will be due.  At most one Vault
+// request for the current generation is in flight, plus one revocation per old one.
+//
+// REQUIRES: every dependency outlives the set.
+
+#ifndef PGBV_CONTROLLER_CREDENTIAL_SET_HPP
+#define PGBV_CONTROLLER_CREDENTIAL_SET_HPP
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "controller/clock.hpp"
+#include "controller/config.hpp"
+#include "controller/status.hpp"
+#include "controller/token_source.hpp"
+#include "controller/vault_client.hpp"
+#include "pgbv/wire_codec.hpp"
+
+namespace pgbv::ctl {
+
+// Identifies one plugin connection (never reused within a process).
+using ClientId = std::uint64_t;
+
+class CredentialSet {
+public:
+    // Sends credentials to every plugin ready for them; returns the clients that got them.
+    using Publish = std::function<std::vector<ClientId>(const wire::Credentials&)>;
+
+    struct Deps {
+        Clock& clock;
+        Jitter& jitter;
+        VaultClient& vault;
+        TokenSource& tokens;
+        const VaultSettings& vault_settings;
+    };
+
+    CredentialSet(Deps deps, SetSettings settings, Publish publish);
+    ~CredentialSet();
+    CredentialSet(const CredentialSet&) = delete;
+    CredentialSet& operator=(const CredentialSet&) = delete;
+
+    // Starts fetching (as soon as there is a token).
+    void start();
+
+    // The token changed, ended or was extended: re-evaluate.
+    void on_token_update();
+
+    // A plugin reports that no server uses `generation` any more.
+    void on_drained(ClientId client, std::uint64_t generation, std::string_view username);
+
+    // A plugin reports that PostgreSQL refused a login with `generation`.
+    void on_login_failed(ClientId client, std::uint64_t generation, std::string_view username,
+                         std::string_view sqlstate);
+
+    // A plugin connection closed: it will report nothing more.
+    void on_client_closed(ClientId client);
+
+    // The current credentials for a plugin's snapshot (nullopt if none yet); `client`
+    // becomes one of the holders whose DRAINED the set will wait for.
+    std::optional<wire::Credentials> snapshot_for(ClientId client);
+
+    // Fetches new credentials now (admin request).
+    void rotate_now();
+
+    const std::string& name() const { return settings_.name; }
+    SetStatus status() const;
+
+    // For tests and status.
+    bool has_credentials() const { return current_.has_value(); }
+    std::uint64_t generation() const { return current_ ? current_->number : 0; }
+    std::string username() const { return current_ ? current_->username : std::string(); }
+    std::size_t draining() const { return retired_.size(); }
+
+private:
+    struct Generation {
+        std::uint64_t number = 0;
+        std::string username;
+        Secret password;
+        std::string lease_id;
+        bool renewable = false;
+        Duration ttl{0};                   // granted at fetch: the renewal increment
+        std::optional<MonoTime> lease_end;  // moves with renewals; nullopt: no TTL
+        bool capped = false;                // lease_end is final
+        bool lease_alive = true;            // false once Vault says the lease is gone
+        std::uint64_t token_id = 0;
+        std::set<ClientId> holders;
+    };
+    struct Retired {
+        Generation gen;
+        bool reported = false;  // some plugin reported it drained
+        bool drained = false;   // reported, and no holder is left
+        const char* why = "";  // why it was replaced, for the log
+        VaultClient::Pending call;
+        int failures = 0;
+        MonoTime retry_at{};
+    };
+    enum class State { kWaitingForToken, kFetching, kServing, kRotating, kDegraded, kExpired };
+    enum class Op { kNone, kFetch, kRenew };
+
+    void step();
+    void step_retired(MonoTime now);
+    const char* fetch_reason(MonoTime now, std::uint64_t token_id) const;
+    bool renew_due(MonoTime now) const;
+    void fetch(const TokenSource::Current& token, const char* reason);
+    void renew(const TokenSource::Current& token);
+    void revoke(Retired& old);
+    void on_fetched(Result<DbCredentials> result, std::uint64_t token_id, const char* reason);
+    void on_renewed(Result<LeaseRenewal> result);
+    void on_revoked(std::uint64_t number, Result<NoContent> result);
+    void failed(const VaultError& error, std::uint64_t token_id);
+    void publish_current();
+    void arm(MonoTime now);
+    void update_state(MonoTime now);
+
+    // When `g` stops working if nothing else happens: its lease's current end or its
+    // token's end.
+    std::optional<MonoTime> hard_end(const Generation& g) const;
+    // When `g` stops working for sure; `token_bound` says the token's end decides.
+    std::optional<MonoTime> deadline(const Generation& g, bool* token_bound) const;
+    std::optional<MonoTime> rotate_time(const Generation& g, bool* token_bound) const;
+    std::optional<MonoTime> retired_deadline(const Retired& r) const;
+
+    Clock& clock_;
+    Jitter& jitter_;
+    VaultClient& vault_;
+    TokenSource& tokens_;
+    const VaultSettings& vault_settings_;
+    SetSettings settings_;
+    Publish publish_;
+    std::unique_ptr<Timer> timer_;
+
+    std::optional<Generation> current_;
+    std::map<std::uint64_t, Retired> retired_;
+    std::uint64_t last_number_ = 0;
+
+    VaultClient::Pending call_;
+    Op op_ = Op::kNone;
+    std::optional<MonoTime> next_renew_;
+    const char* forced_ = nullptr;  // a reason to fetch now
+    std::optional<MonoTime> last_login_failed_fetch_;
+    int failures_ = 0;
+    bool renew_denied_ = false;  // the last renewal got a 403 (e.g. no policy for it)
+    MonoTime retry_at_{};
+    std::string last_error_;
+    State state_ = State::kWaitingForToken;
+    bool started_ = false;
+};
+
+}  // namespace pgbv::ctl
+
+#endif  // PGBV_CONTROLLER_CREDENTIAL_SET_HPP

@@ -1,0 +1,229 @@
+// pgbv-controller: logs in to Vault, keeps database credentials fresh and serves them to
+// the credential plugins inside PgBouncer.
+
+#include <event2/event.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "controller/admin_protocol.hpp"
+#include "controller/admin_server.hpp"
+#include "controller/auth_source.hpp"
+#include "controller/config.hpp"
+#include "controller/controller.hpp"
+#include "controller/curl_transport.hpp"
+#include "controller/event_clock.hpp"
+#include "controller/event_handles.hpp"
+#include "controller/log.hpp"
+#include "controller/plugin_server.hpp"
+#include "controller/unix_socket.hpp"
+#include "controller/vault_client.hpp"
+#include "controller/version.hpp"
+#include "controller/wiping_memory.hpp"
+
+namespace {
+
+using namespace pgbv::ctl;
+using pgbv::Secret;
+
+void usage(FILE* out) {
+    std::fprintf(out,
+                 "usage: pgbv-controller [--check] [-v] CONFIG\n"
+                 "\n"
+                 "Keeps database credentials from HashiCorp Vault fresh and serves them to\n"
+                 "PgBouncer's credential plugin.  CONFIG is described in controller/CONFIG.md.\n"
+                 "\n"
+                 "  --check    check CONFIG and exit (0 if valid)\n"
+                 "  -v         log at debug level, whatever log_level says\n"
+                 "  --version  print the version and exit\n"
+                 "\n"
+                 "Environment: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_CAPATH and\n"
+                 "VAULT_NAMESPACE override the file.\n");
+}
+
+// Keeps secrets out of core dumps and out of other processes' reach (ptrace, /proc/mem).
+void harden_process() {
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    struct rlimit none = {0, 0};
+    ::setrlimit(RLIMIT_CORE, &none);
+}
+
+struct Daemon {
+    event_base* base = nullptr;
+    PluginServer* plugins = nullptr;
+    bool stopping = false;
+};
+
+void on_stop_signal(evutil_socket_t signo, short, void* arg) {
+    auto* d = static_cast<Daemon*>(arg);
+    if (d->stopping) {
+        log::info("second %s: exiting now", strsignal(static_cast<int>(signo)));
+        event_base_loopbreak(d->base);
+        return;
+    }
+    d->stopping = true;
+    log::info("%s received: shutting down (leases are left to PgBouncer, not revoked)",
+              strsignal(static_cast<int>(signo)));
+    if (d->plugins != nullptr) d->plugins->shutdown();
+    // Time for the shutdown ERROR frames to reach the plugins.
+    const timeval grace = {0, 500 * 1000};
+    event_base_loopexit(d->base, &grace);
+}
+
+void on_hup(evutil_socket_t, short, void*) {
+    log::info("SIGHUP ignored: the configuration is read only at start; restart to change it "
+              "(plugins keep their credentials meanwhile)");
+}
+
+int run(const Config& config, Secret env_token) {
+    UniqueEventBase base(event_base_new());
+    if (!base) {
+        log::error("cannot create the event loop");
+        return 1;
+    }
+    EventClock clock(base.get());
+    Jitter jitter(std::random_device{}());
+    CurlTransport::Options http_options;
+    http_options.ca_file = config.vault.ca_file;
+    http_options.ca_path = config.vault.ca_path;
+    http_options.user_agent = std::string("pgbv-controller/") + kVersion;
+    CurlTransport transport(base.get(), http_options);
+    VaultClient vault(transport, clock,
+                      VaultClient::Options{config.vault.address, config.vault.name_space,
+                                           config.vault.request_timeout});
+    AuthSource auth(config.vault, std::move(env_token));
+    Controller controller(config, clock, jitter, vault, auth);
+
+    std::string error;
+    auto plugin_listener = UnixListener::open(config.controller.plugin_socket,
+                                              config.controller.plugin_socket_mode,
+                                              config.controller.plugin_socket_group, &error);
+    if (!plugin_listener) {
+        log::error("plugin socket: %s", error.c_str());
+        return 1;
+    }
+    PluginServer::Options plugin_options;
+    plugin_options.allowed_uids = config.controller.allowed_uids;
+    plugin_options.max_clients = config.controller.max_plugin_clients;
+    PluginServer plugins(base.get(), std::move(*plugin_listener), controller, plugin_options);
+    controller.set_publish([&plugins](const pgbv::wire::Credentials& c) { return plugins.broadcast(c); });
+    controller.set_client_count([&plugins] { return plugins.client_count(); });
+
+    std::optional<AdminServer> admin;
+    if (!config.controller.admin_socket.empty()) {
+        auto admin_listener = UnixListener::open(config.controller.admin_socket, 0600,
+                                                 std::nullopt, &error);
+        if (!admin_listener) {
+            log::error("admin socket: %s", error.c_str());
+            return 1;
+        }
+        std::vector<uid_t> admins = {::geteuid(), 0};
+        admin.emplace(base.get(), std::move(*admin_listener),
+                      [&controller](const admin::Request& r) -> std::string {
+                          if (r.command == "status") return admin::encode_status(controller.status());
+                          if (r.command == "rotate") {
+                              const std::string err = controller.rotate(r.set);
+                              return err.empty() ? admin::encode_ok() : admin::encode_error(err);
+                          }
+                          return admin::encode_error("unknown command '" + r.command +
+                                                     "'; known: status, rotate");
+                      },
+                      admins);
+    }
+
+    Daemon daemon{base.get(), &plugins};
+    UniqueEvent sigterm(evsignal_new(base.get(), SIGTERM, &on_stop_signal, &daemon));
+    UniqueEvent sigint(evsignal_new(base.get(), SIGINT, &on_stop_signal, &daemon));
+    UniqueEvent sighup(evsignal_new(base.get(), SIGHUP, &on_hup, nullptr));
+    if (!sigterm || !sigint || !sighup) {
+        log::error("cannot install the signal handlers");
+        return 1;
+    }
+    event_add(sigterm.get(), nullptr);
+    event_add(sigint.get(), nullptr);
+    event_add(sighup.get(), nullptr);
+
+    log::info("plugin socket %s (mode %04o), admin socket %s", plugins.path().c_str(),
+              static_cast<unsigned>(config.controller.plugin_socket_mode),
+              admin ? admin->path().c_str() : "(none)");
+    controller.start();
+    event_base_dispatch(base.get());
+    log::info("stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    harden_process();
+    std::string error;
+    if (!install_wiping_allocators(&error)) {
+        std::fprintf(stderr, "pgbv-controller: %s\n", error.c_str());
+        return 1;
+    }
+    bool check = false;
+    bool verbose = false;
+    const char* path = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--check") {
+            check = true;
+        } else if (arg == "-v" || arg == "--verbose") {
+            verbose = true;
+        } else if (arg == "--version") {
+            std::printf("%s\n", kSoftware);
+            return 0;
+        } else if (arg == "-h" || arg == "--help") {
+            usage(stdout);
+            return 0;
+        } else if (!arg.empty() && arg[0] == '-') {
+            std::fprintf(stderr, "pgbv-controller: unknown option %s\n", arg.c_str());
+            usage(stderr);
+            return 2;
+        } else if (path == nullptr) {
+            path = argv[i];
+        } else {
+            std::fprintf(stderr, "pgbv-controller: only one configuration file, please\n");
+            return 2;
+        }
+    }
+    if (path == nullptr) {
+        usage(stderr);
+        return 2;
+    }
+    // Out of the environment before anything else runs: no child and no /proc reader
+    // may see it.
+    pgbv::Secret env_token = AuthSource::take_env_token();
+    const bool have_env_token = !env_token.empty();
+    const Getenv getenv = [have_env_token](const char* name) -> const char* {
+        if (std::strcmp(name, "VAULT_TOKEN") == 0) return have_env_token ? "(set)" : nullptr;
+        return std::getenv(name);
+    };
+    ConfigResult loaded = load_config(path, getenv);
+    if (!loaded.config) {
+        std::fprintf(stderr, "pgbv-controller: %s\n", loaded.error.c_str());
+        return 1;
+    }
+    const Config& config = *loaded.config;
+    if (check) {
+        std::printf("%s: configuration is valid (%zu credential set%s)\n", path,
+                    config.sets.size(), config.sets.size() == 1 ? "" : "s");
+        return 0;
+    }
+    log::set_level(verbose ? log::Level::kDebug : config.controller.log_level);
+    ::signal(SIGPIPE, SIG_IGN);
+    try {
+        return run(config, std::move(env_token));
+    } catch (const std::exception& e) {
+        log::error("fatal: %s", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,58 @@
+// What the controller reports about itself: plain data for the admin socket and pgbvctl.
+//
+// Never holds a password or a token.  Times are wall-clock seconds since the epoch
+// (0 = unknown or none) or durations in whole seconds (-1 = unknown or none).
+
+#ifndef PGBV_CONTROLLER_STATUS_HPP
+#define PGBV_CONTROLLER_STATUS_HPP
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pgbv::ctl {
+
+struct SetStatus {
+    std::string name;
+    std::string state;     // waiting_for_token, fetching, serving, rotating, degraded, expired
+    std::string mount;
+    std::string role;
+    std::string username;  // empty before the first fetch
+    std::uint64_t generation = 0;
+    std::string lease_id;
+    std::int64_t lease_ttl = -1;   // seconds until the current lease ends
+    bool renewable = false;
+    bool max_ttl_reached = false;  // the last renewal was capped
+    std::int64_t deadline = 0;     // when the current credentials stop working for sure
+    std::int64_t rotate_at = 0;    // when new ones will be fetched
+    std::uint32_t draining = 0;    // older generations waiting for DRAINED or their deadline
+    std::string last_error;        // the last Vault failure while it lasts; one line
+};
+
+struct TokenStatus {
+    std::string state;    // none, logging_in, valid, expired, failing
+    std::string method;   // token, approle
+    std::int64_t ttl = -1;  // seconds left; -1: unknown, or no expiry (see expires)
+    bool expires = true;    // false for a token without TTL (e.g. root)
+    bool renewable = false;
+    bool max_ttl_reached = false;
+    std::uint64_t logins = 0;
+    std::string last_error;
+};
+
+struct Status {
+    std::string health;  // ok, degraded, failing: see admin_protocol.hpp
+    std::string version;
+    std::int64_t now = 0;  // the controller's wall clock, for reading the times below
+    std::int64_t uptime = 0;
+    std::string vault_address;
+    std::string vault_state;  // unknown, reachable, unreachable
+    std::string vault_error;
+    TokenStatus token;
+    std::uint32_t plugin_clients = 0;
+    std::vector<SetStatus> sets;
+};
+
+}  // namespace pgbv::ctl
+
+#endif  // PGBV_CONTROLLER_STATUS_HPP

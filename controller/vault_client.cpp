@@ -1,0 +1,148 @@
+// The Vault HTTP API calls the controller makes.
+
+#include "controller/vault_client.hpp"
+
+#include <cstdlib>
+
+#include "controller/json.hpp"
+#include "controller/log.hpp"
+
+namespace pgbv::ctl {
+namespace {
+
+// Serialises a request body that may hold a secret; jansson's buffer is wiped.
+Secret body_of(const json::Ptr& value) {
+    char* text = json_dumps(value.get(), JSON_COMPACT);
+    if (text == nullptr) return Secret();
+    Secret body(text);
+    secure_wipe(text, std::strlen(text));
+    std::free(text);
+    return body;
+}
+
+long long whole_seconds(Duration d) {
+    return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
+
+}  // namespace
+
+VaultClient::VaultClient(HttpTransport& transport, const Clock& clock, Options options)
+    : transport_(transport), clock_(clock), options_(std::move(options)) {
+    health_.since = clock_.now();
+}
+
+HttpRequest VaultClient::request(const char* method, const std::string& path,
+                                 const Secret* token) const {
+    HttpRequest r;
+    r.method = method;
+    r.url = options_.address + "/v1/" + path;
+    r.timeout = options_.timeout;
+    // A Vault Agent or Proxy with require_request_header refuses requests without it.
+    r.headers.push_back("X-Vault-Request: true");
+    if (!options_.name_space.empty()) r.headers.push_back("X-Vault-Namespace: " + options_.name_space);
+    if (token != nullptr) {
+        std::string header = "X-Vault-Token: ";
+        header += token->view();
+        r.secret_header = Secret::take(std::move(header));
+    }
+    return r;
+}
+
+template <class T>
+VaultClient::Pending VaultClient::send(HttpRequest request, std::string what,
+                                       Result<T> (*parse)(const HttpResponse&, const std::string&),
+                                       Done<T> done) {
+    ++health_.requests;
+    return transport_.start(
+            std::move(request),
+            [this, what = std::move(what), parse, done = std::move(done)](HttpResponse response) {
+                Result<T> result = parse(response, what);
+                note(result.ok() ? nullptr : &result.error());
+                done(std::move(result));
+            });
+}
+
+void VaultClient::note(const VaultError* error) {
+    using State = Health::State;
+    if (error != nullptr) ++health_.failures;
+    const bool down = error != nullptr && !error->vault_answered();
+    const State next = down ? State::kUnreachable : State::kReachable;
+    if (down) health_.last_error = error->message;
+    if (next == health_.state) return;
+    const auto was = health_.state;
+    const auto lasted = whole_seconds(to_duration(clock_.now() - health_.since));
+    health_.state = next;
+    health_.since = clock_.now();
+    if (down) {
+        log::warning("vault: unreachable at %s: %s; current credentials stay in use until "
+                     "their deadline, retrying with backoff",
+                     options_.address.c_str(), error->message.c_str());
+    } else if (was == State::kUnreachable) {
+        health_.last_error.clear();
+        log::info("vault: reachable again at %s after %llds", options_.address.c_str(), lasted);
+    } else {
+        log::info("vault: reachable at %s", options_.address.c_str());
+    }
+}
+
+VaultClient::Pending VaultClient::login_approle(std::string_view mount, const Secret& role_id,
+                                                const Secret& secret_id, Done<AuthInfo> done) {
+    const std::string path = "auth/" + std::string(mount) + "/login";
+    json::Ptr body = json::own(json_object());
+    json_object_set_new(body.get(), "role_id",
+                        json_stringn(role_id.data(), role_id.size()));
+    json_object_set_new(body.get(), "secret_id",
+                        json_stringn(secret_id.data(), secret_id.size()));
+    HttpRequest r = request("POST", path, nullptr);
+    r.body = body_of(body);
+    return send<AuthInfo>(std::move(r), "AppRole login (POST /v1/" + path + ")", &parse_auth,
+                          std::move(done));
+}
+
+VaultClient::Pending VaultClient::lookup_self(const Secret& token, Done<TokenInfo> done) {
+    return send<TokenInfo>(request("GET", "auth/token/lookup-self", &token),
+                           "token lookup (GET /v1/auth/token/lookup-self)", &parse_token_lookup,
+                           std::move(done));
+}
+
+VaultClient::Pending VaultClient::renew_self(const Secret& token, Duration increment,
+                                             Done<AuthInfo> done) {
+    json::Ptr body = json::own(json_object());
+    json_object_set_new(body.get(), "increment", json_integer(whole_seconds(increment)));
+    HttpRequest r = request("POST", "auth/token/renew-self", &token);
+    r.body = body_of(body);
+    return send<AuthInfo>(std::move(r), "token renewal (POST /v1/auth/token/renew-self)",
+                          &parse_auth, std::move(done));
+}
+
+VaultClient::Pending VaultClient::read_credentials(const Secret& token, std::string_view mount,
+                                                   std::string_view role,
+                                                   Done<DbCredentials> done) {
+    const std::string path = std::string(mount) + "/creds/" + std::string(role);
+    return send<DbCredentials>(request("GET", path, &token),
+                               "credentials fetch (GET /v1/" + path + ")", &parse_credentials,
+                               std::move(done));
+}
+
+VaultClient::Pending VaultClient::renew_lease(const Secret& token, std::string_view lease_id,
+                                              Duration increment, Done<LeaseRenewal> done) {
+    json::Ptr body = json::own(json_object());
+    json_object_set_new(body.get(), "lease_id", json_stringn(lease_id.data(), lease_id.size()));
+    json_object_set_new(body.get(), "increment", json_integer(whole_seconds(increment)));
+    HttpRequest r = request("PUT", "sys/leases/renew", &token);
+    r.body = body_of(body);
+    return send<LeaseRenewal>(std::move(r), "lease renewal (PUT /v1/sys/leases/renew)",
+                              &parse_lease_renewal, std::move(done));
+}
+
+VaultClient::Pending VaultClient::revoke_lease(const Secret& token, std::string_view lease_id,
+                                               Done<NoContent> done) {
+    json::Ptr body = json::own(json_object());
+    json_object_set_new(body.get(), "lease_id", json_stringn(lease_id.data(), lease_id.size()));
+    HttpRequest r = request("PUT", "sys/leases/revoke", &token);
+    r.body = body_of(body);
+    return send<NoContent>(std::move(r), "lease revocation (PUT /v1/sys/leases/revoke)",
+                           &parse_no_content, std::move(done));
+}
+
+}  // namespace pgbv::ctl
