@@ -35,17 +35,20 @@ if [ -z "$archive_uri" ] && [ -f /etc/apt/sources.list ]; then
 	archive_uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
 fi
 [ -n "$archive_uri" ] || archive_uri=http://deb.debian.org/debian
-[ -n "$archive_keyring" ] || archive_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+if [ -z "$archive_keyring" ] && [ -f /usr/share/keyrings/debian-archive-keyring.gpg ]; then
+	archive_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+fi
 
 if [ ! -f "$SRC_ENTRY" ]; then
-	cat >"$SRC_ENTRY" <<SOURCES
-# Written by pgbouncer-vault's scripts/install-deps.sh: PgBouncer's Debian source package.
-Types: deb-src
-URIs: $archive_uri
-Suites: trixie
-Components: main
-Signed-By: $archive_keyring
-SOURCES
+	{
+		echo "# Written by pgbouncer-vault's scripts/install-deps.sh: PgBouncer's Debian source package."
+		echo "Types: deb-src"
+		echo "URIs: $archive_uri"
+		echo "Suites: trixie"
+		echo "Components: main"
+		# without Signed-By, apt checks against the keys in /etc/apt/trusted.gpg.d
+		[ -z "$archive_keyring" ] || echo "Signed-By: $archive_keyring"
+	} >"$SRC_ENTRY"
 fi
 
 # Debian's postgresql packages would create and start a cluster of their own;
