@@ -56,6 +56,9 @@ class TempPostgres:
     def _run(self, argv, **kw):
         if self._as_root:
             argv = ["runuser", "-u", "postgres", "--"] + argv
+        # The postgres user may not be able to enter the caller's directory (a clone under
+        # /root); psql would then mix a warning about it into the output it returns.
+        kw.setdefault("cwd", "/")
         return subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, **kw)
 
