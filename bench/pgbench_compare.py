@@ -13,6 +13,11 @@ every measured run starts with a warm pool.
 After one warm-up run of each (not counted), runs alternate A, B, A, B, ...; the result is
 the median TPS of each variant and their ratio patched/upstream (target >= 0.99).
 
+With --callgrind both PgBouncers run under valgrind's callgrind and each measured run is a
+fixed number of transactions (pgbench -t); callgrind's counters are zeroed before and dumped
+after it, giving PgBouncer's instructions per transaction: a count that other load on the
+machine does not change, unlike TPS (which under valgrind means nothing).
+
 With --rotate-every S the credentials of the patched run rotate every S seconds during the
 measurement, each time to a role created before that run started; both variants then write
 pgbench's per-transaction logs (-l) and the table adds failed transactions, aborted clients
@@ -54,7 +59,7 @@ import psycopg  # noqa: E402
 
 import processes  # noqa: E402
 from credserver import CredServer  # noqa: E402
-from pgbench_run import Pgbench, PgbenchResult, parse_output  # noqa: E402
+from pgbench_run import Pgbench, PgbenchResult  # noqa: E402
 from pgbouncer_process import PgBouncer  # noqa: E402
 from postgres_cluster import PostgresCluster  # noqa: E402
 from rig import SET_NAME, app_database, plugin_settings  # noqa: E402
@@ -87,6 +92,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="measured runs of each variant, at least 5 (default 5)")
     p.add_argument("--warmup", type=int, default=5,
                    help="seconds of the one uncounted warm-up run of each variant (default 5)")
+    p.add_argument("--order", choices=("abab", "abba"), default="abab",
+                   help="abab: A B A B ... (default); abba: A B B A A B ..., which cancels a "
+                        "steady rise or fall of background load out of the per-pair ratios")
     p.add_argument("-c", "--clients", type=int, default=8, help="pgbench -c (default 8)")
     p.add_argument("-j", "--threads", type=int, default=2, help="pgbench -j (default 2)")
     p.add_argument("--pool-size", type=int, default=20,
@@ -97,6 +105,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--latency", action="store_true",
                    help="write per-transaction logs and report latency percentiles even "
                         "without --rotate-every")
+    p.add_argument("--callgrind", action="store_true",
+                   help="run both PgBouncers under valgrind --tool=callgrind and report "
+                        "PgBouncer instructions per transaction (fixed -t runs) instead of "
+                        "relying on TPS")
+    p.add_argument("--transactions", type=int, default=5000, metavar="N",
+                   help="with --callgrind: pgbench -t per client for each measured run "
+                        "(default 5000)")
+    p.add_argument("--syscalls", action="store_true",
+                   help="count PgBouncer's system calls per transaction with perf stat "
+                        "(raw_syscalls:sys_enter); adds a little overhead to both variants")
     p.add_argument("--upstream-bin", type=Path,
                    help="upstream pgbouncer (default <build>/pgbouncer/upstream/pgbouncer)")
     p.add_argument("--patched-bin", type=Path,
@@ -118,6 +136,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--rotate-every must be shorter than --duration, or no rotation happens")
     if args.rotate_every < 0:
         p.error("--rotate-every must be positive")
+    if args.callgrind and (args.rotate_every or args.latency):
+        p.error("--callgrind measures instructions only; run --rotate-every/--latency "
+                "without it")
+    if args.callgrind and args.syscalls:
+        p.error("--syscalls under --callgrind would count valgrind's own system calls")
+    if args.transactions < 100:
+        p.error("--transactions must be at least 100")
     return args
 
 
@@ -221,6 +246,8 @@ class Run:
     rotations: int = 0
     drained: int = 0
     bouncer_cpu_s: float = 0.0  # user+system CPU of this variant's PgBouncer during the run
+    instructions: int = 0  # callgrind Ir of PgBouncer during the run (--callgrind)
+    syscalls: int = 0  # PgBouncer's system calls during the run (--syscalls, perf)
     latency: Latency | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -229,9 +256,12 @@ class Run:
         return self.bouncer_cpu_s * 1e6 / self.processed if self.processed else math.nan
 
     @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.problems and self.aborted_clients == 0 \
-            and self.failed == 0
+    def syscalls_per_tx(self) -> float:
+        return self.syscalls / self.processed if self.processed else math.nan
+
+    @property
+    def ir_per_tx(self) -> float:
+        return self.instructions / self.processed if self.processed else math.nan
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -242,6 +272,72 @@ def process_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()  # the name may hold spaces
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+class Callgrind:
+    """One PgBouncer under callgrind: a wrapper script to start it, and zero/dump control.
+
+    callgrind_control talks to valgrind's gdbserver through FIFOs that valgrind creates as
+    the user it runs as; it must run as that same user (as root it hangs), and a private
+    --vgdb-prefix keeps the FIFOs inside our temp dir.
+    """
+
+    def __init__(self, binary: Path, root: Path, name: str):
+        self.dir = processes.make_dir(root, f"callgrind-{name}", server_owned=True)
+        self.prefix = self.dir / "vgdb"
+        self.wrapper = root / f"callgrind-{name}.sh"
+        self.wrapper.write_text(
+            "#!/bin/sh\n# Runs PgBouncer under callgrind for pgbench_compare.py.\n"
+            f"exec valgrind --tool=callgrind --vgdb-prefix={shlex.quote(str(self.prefix))} "
+            f"--callgrind-out-file={shlex.quote(str(self.dir))}/cg.%p "
+            f"{shlex.quote(str(binary))} \"$@\"\n")
+        self.wrapper.chmod(0o755)
+
+    def _control(self, pid: int, action: str) -> None:
+        processes.run(["callgrind_control", f"--vgdb-prefix={self.prefix}", action, str(pid)],
+                      as_server_user=True, timeout=60)
+
+    def zero(self, pid: int) -> None:
+        self._control(pid, "--zero")
+
+    def dump(self, pid: int) -> int:
+        """Dumps the counters and returns the instructions (Ir) since the last zero."""
+        before = set(self.dir.glob(f"cg.{pid}.*"))
+        self._control(pid, "--dump")
+        new = sorted(set(self.dir.glob(f"cg.{pid}.*")) - before,
+                     key=lambda f: int(f.name.rsplit(".", 1)[1]))
+        if not new:
+            raise RuntimeError(f"callgrind wrote no dump for pid {pid} in {self.dir}")
+        for line in new[-1].read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+        raise RuntimeError(f"no summary line in callgrind dump {new[-1]}")
+
+
+class SyscallCounter:
+    """perf stat counting the raw_syscalls:sys_enter tracepoint of one process.
+
+    Counts every system call (recv/send/epoll_wait/...), in the kernel, without sampling.
+    (/proc/<pid>/io's syscr/syscw would miss recv and send, which is what PgBouncer uses.)
+    """
+
+    def __init__(self, pid: int, out: Path):
+        self.out = out
+        self.process = processes.Process(
+            "perf", ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", str(pid),
+                     "-o", str(out)], out.with_suffix(".stderr"), as_server_user=False)
+        time.sleep(0.3)  # let perf attach before the work starts
+        if not self.process.alive():
+            raise RuntimeError(f"perf stat exited at once: {self.process.log_text()[-500:]}; "
+                               "--syscalls needs perf (Debian linux-perf) and tracepoints")
+
+    def stop(self) -> int:
+        self.process.stop(((signal.SIGINT, 10.0),))
+        for line in self.out.read_text().splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] == "raw_syscalls:sys_enter":
+                return int(fields[0])
+        raise RuntimeError(f"no syscall count in perf's output {self.out}")
 
 
 def percentile(sorted_values: list[int], q: float) -> float:
@@ -287,9 +383,9 @@ class Bench:
         self.generation_roles: list[tuple[int, str]] = []  # patched set's history
         self.dropped: set[str] = set()
         self.bench_role = ""
-        self.log_tpl = root / "logs"
         self.run_count = 0
         self.with_latency = bool(args.rotate_every or args.latency)
+        self.callgrind: dict[str, Callgrind] = {}
 
     # -- set-up and tear-down -----------------------------------------------------------------
 
@@ -313,15 +409,20 @@ class Bench:
                   "pool_mode": "transaction"}
         upstream_db = (f"host=127.0.0.1 port={self.pg.port} dbname=app "
                        f"user={self.bench_role} password={password}")
-        self.bouncers[UPSTREAM] = PgBouncer(self.bins[UPSTREAM], self.root, a.pg_bindir,
+        binary = dict(self.bins)
+        if a.callgrind:
+            for v in (UPSTREAM, PATCHED):
+                self.callgrind[v] = Callgrind(self.bins[v], self.root, v)
+                binary[v] = self.callgrind[v].wrapper
+        self.bouncers[UPSTREAM] = PgBouncer(binary[UPSTREAM], self.root, a.pg_bindir,
                                             databases={"app": upstream_db}, settings=common)
         self.bouncers[PATCHED] = PgBouncer(
-            self.bins[PATCHED], self.root, a.pg_bindir,
+            binary[PATCHED], self.root, a.pg_bindir,
             databases={"app": app_database(self.pg)},
             settings={**common, **plugin_settings(self.bins["plugin"],
                                                   Path(self.credserver.socket_path))})
         for b in self.bouncers.values():
-            b.start()
+            b.start(timeout=120 if a.callgrind else 20)
         self.credserver.wait_ready(timeout=15)
         self.check_wiring()
 
@@ -341,7 +442,7 @@ class Bench:
         for variant, b in self.bouncers.items():
             assert b.process is not None
             comm = Path(f"/proc/{b.process.pid}/comm").read_text().strip()
-            if comm != "pgbouncer":
+            if comm != "pgbouncer" and not (self.callgrind and comm.startswith("callgrind")):
                 raise RuntimeError(f"{variant}: pid {b.process.pid} is {comm!r}, not pgbouncer; "
                                    "its CPU time cannot be measured")
         ini = self.bouncers[UPSTREAM].ini_path.read_text()
@@ -444,7 +545,10 @@ class Bench:
         result = Run(index=index, variant=variant)
         rotate = variant == PATCHED and index > 0 and bool(a.rotate_every)
         roles = self.make_roles(self.rotations_per_run(duration)) if rotate else []
-        pgbench_args = ["-S", "-c", str(a.clients), "-j", str(a.threads), "-T", str(duration)]
+        pgbench_args = ["-S", "-c", str(a.clients), "-j", str(a.threads)]
+        counting = bool(self.callgrind) and index > 0
+        # Under callgrind a measured run is a fixed amount of work, not a fixed time.
+        pgbench_args += ["-t", str(a.transactions)] if counting else ["-T", str(duration)]
         txlog_dir = None
         if self.with_latency and index > 0:
             txlog_dir = processes.make_dir(self.root / "logs", f"{tag}-tx")
@@ -459,7 +563,11 @@ class Bench:
         bouncer = self.bouncers[variant]
         assert bouncer.process is not None
         # The harness starts PgBouncer through setpriv, which execs it: same pid.
+        if counting:
+            self.callgrind[variant].zero(bouncer.process.pid)
         cpu_before = process_cpu_seconds(bouncer.process.pid)
+        counter = SyscallCounter(bouncer.process.pid, self.root / "logs" / f"{tag}.perf") \
+            if a.syscalls and index > 0 else None
         bench = Pgbench(a.pg_bindir, self.root / "logs" / f"{tag}.log",
                         self.bouncers[variant].conninfo(), pgbench_args)
         try:
@@ -469,7 +577,8 @@ class Bench:
                     args=(roles, time.monotonic(), stop_rotating, pushed, rot_errors))
                 rotator.start()
             try:
-                parsed: PgbenchResult = bench.wait(timeout=duration + 120)
+                parsed: PgbenchResult = bench.wait(timeout=duration + 120 if not counting
+                                                   else 3600)
             except ValueError as e:
                 result.problems.append(f"pgbench summary unreadable: {str(e)[:2000]}")
                 parsed = PgbenchResult(bench.process.returncode() or -1,
@@ -482,6 +591,10 @@ class Bench:
                 bench.kill()
         result.load_after = os.getloadavg()[0]
         result.bouncer_cpu_s = process_cpu_seconds(bouncer.process.pid) - cpu_before
+        if counter is not None:
+            result.syscalls = counter.stop()
+        if counting:
+            result.instructions = self.callgrind[variant].dump(bouncer.process.pid)
         result.tps = parsed.tps
         result.processed = parsed.processed
         result.failed = parsed.failed
@@ -503,6 +616,10 @@ class Bench:
         if txlog_dir is not None:
             result.latency = read_transaction_logs(txlog_dir)
             processes.remove_dir(txlog_dir)  # up to a few MB per run
+        failed_in_log = result.latency.failed if result.latency else 0
+        if result.failed or failed_in_log:
+            result.problems.append(f"{result.failed} failed transactions in pgbench's summary, "
+                                   f"{failed_in_log} in its per-transaction log")
         return result
 
 
@@ -523,9 +640,11 @@ def report(info: dict[str, str], args: argparse.Namespace, runs: list[Run],
     cpu = {v: [r.cpu_us_per_tx for r in measured if r.variant == v] for v in (UPSTREAM, PATCHED)}
     cpu_med = {v: statistics.median(c) if c else math.nan for v, c in cpu.items()}
     cpu_ratio = cpu_med[PATCHED] / cpu_med[UPSTREAM] if cpu_med[UPSTREAM] else math.nan
-    pair_ratios = [b.tps / a.tps for a, b in zip(
-        [r for r in measured if r.variant == UPSTREAM],
-        [r for r in measured if r.variant == PATCHED]) if a.tps]
+    by_index = {(r.variant, r.index): r for r in measured}
+    pair_ratios = [by_index[(PATCHED, i)].tps / by_index[(UPSTREAM, i)].tps
+                   for i in sorted({r.index for r in measured})
+                   if (UPSTREAM, i) in by_index and (PATCHED, i) in by_index
+                   and by_index[(UPSTREAM, i)].tps]
     with_lat = any(r.latency for r in runs)
 
     out = []
@@ -533,9 +652,13 @@ def report(info: dict[str, str], args: argparse.Namespace, runs: list[Run],
     for key in ("date", "host", "nproc", "cpu", "kernel", "source", "postgres", "pgbench",
                 "upstream_bin", "patched_bin", "plugin", "command"):
         out.append(f"  {key + ':':14}{info[key]}")
+    length = f"-t {args.transactions}" if args.callgrind else f"-T {args.duration}"
     out.append(f"  {'workload:':14}pgbench -n -S -c {args.clients} -j {args.threads} "
-               f"-T {args.duration} (warm-up -T {args.warmup}), {args.runs} runs each, "
-               "alternating A, B")
+               f"{length} (warm-up -T {args.warmup}), {args.runs} runs each, "
+               f"order {'A B B A A B ...' if args.order == 'abba' else 'A B A B ...'}")
+    if args.callgrind:
+        out.append(f"  {'callgrind:':14}both PgBouncers run under valgrind --tool=callgrind; "
+                   "TPS and CPU time are valgrind's, only Ir/tx compares the binaries")
     out.append(f"  {'pgbouncer:':14}pool_mode=transaction default_pool_size={args.pool_size} "
                "listen 127.0.0.1 (TCP), server 127.0.0.1 (TCP, SCRAM), auth_type=any")
     out.append(f"  {'A upstream:':14}[databases] app = host=... user=<role> password=<...>")
@@ -547,6 +670,10 @@ def report(info: dict[str, str], args: argparse.Namespace, runs: list[Run],
     out.append("")
     head = (f"{'run':>6}  {'variant':<10} {'tps':>10} {'bouncer CPU':>11} {'us CPU/tx':>9} "
             f"{'load1 before>after':>18}")
+    if args.syscalls:
+        head += f" {'sys/tx':>7}"
+    if args.callgrind:
+        head += f" {'Ir/tx':>9}"
     if with_lat:
         head += f" {'failed':>6} {'aborted':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
     if args.rotate_every:
@@ -557,6 +684,10 @@ def report(info: dict[str, str], args: argparse.Namespace, runs: list[Run],
         name = "warm" if r.index == 0 else str(r.index)
         line = (f"{name:>6}  {LABEL[r.variant]:<10} {r.tps:>10.1f} {r.bouncer_cpu_s:>10.2f}s "
                 f"{r.cpu_us_per_tx:>9.2f} {r.load_before:>12.2f}>{r.load_after:<5.2f}")
+        if args.syscalls:
+            line += f" {r.syscalls_per_tx:>7.3f}" if r.syscalls else f" {'-':>7}"
+        if args.callgrind:
+            line += f" {r.ir_per_tx:>9.0f}" if r.instructions else f" {'-':>9}"
         if with_lat:
             lat = r.latency
             line += (f" {r.failed:>6} {r.aborted_clients:>7} "
@@ -576,19 +707,46 @@ def report(info: dict[str, str], args: argparse.Namespace, runs: list[Run],
             out.append(f"median TPS {LABEL[v]:<10}: {med[v]:10.1f}   (min {min(t):.1f}, "
                        f"max {max(t):.1f}, spread {(max(t) - min(t)) / med[v] * 100:.1f}% "
                        "of median)")
-    verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
-    out.append(f"ratio patched/upstream (medians): {ratio:.4f}   target >= {TARGET_RATIO}: "
-               f"{verdict}")
+    if args.callgrind:
+        out.append(f"ratio patched/upstream (medians): {ratio:.4f}   (under valgrind: not a "
+                   "throughput figure; see instructions per transaction below)")
+    else:
+        verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+        out.append(f"ratio patched/upstream (medians): {ratio:.4f}   target >= {TARGET_RATIO}: "
+                   f"{verdict}")
     if pair_ratios:
         out.append(f"per-pair ratios B/A: {', '.join(f'{x:.3f}' for x in pair_ratios)}; "
                    f"median {statistics.median(pair_ratios):.4f}")
-    for v in (UPSTREAM, PATCHED):
+    for v in (UPSTREAM, PATCHED) if not args.callgrind else ():
         if cpu[v]:
             out.append(f"median PgBouncer CPU per transaction {LABEL[v]:<10}: "
                        f"{cpu_med[v]:.2f} us   (min {min(cpu[v]):.2f}, max {max(cpu[v]):.2f})")
-    out.append(f"CPU per transaction patched/upstream (medians): {cpu_ratio:.4f}   "
-               "(1.00 = same cost; PgBouncer's own user+system time, less sensitive to "
-               "other load than TPS)")
+    sc = {v: [r.syscalls_per_tx for r in measured if r.variant == v and r.syscalls]
+          for v in (UPSTREAM, PATCHED)}
+    sc_med = {v: statistics.median(c) if c else math.nan for v, c in sc.items()}
+    if args.syscalls:
+        out.append(f"median syscalls per transaction: {LABEL[UPSTREAM]} {sc_med[UPSTREAM]:.3f}, "
+                   f"{LABEL[PATCHED]} {sc_med[PATCHED]:.3f}, ratio "
+                   f"{sc_med[PATCHED] / sc_med[UPSTREAM]:.4f}")
+    if not args.callgrind:
+        out.append(f"CPU per transaction patched/upstream (medians): {cpu_ratio:.4f}   "
+                   "(1.00 = same cost; PgBouncer's own user+system time, less sensitive to "
+                   "other load than TPS)")
+    ir_med: dict[str, float] = {}
+    ir_ratio = math.nan
+    if args.callgrind:
+        ir = {v: [r.ir_per_tx for r in measured if r.variant == v and r.instructions]
+              for v in (UPSTREAM, PATCHED)}
+        for v in (UPSTREAM, PATCHED):
+            if ir[v]:
+                ir_med[v] = statistics.median(ir[v])
+                out.append(f"median PgBouncer instructions per transaction {LABEL[v]:<10}: "
+                           f"{ir_med[v]:.0f}   (min {min(ir[v]):.0f}, max {max(ir[v]):.0f})")
+        if len(ir_med) == 2:
+            ir_ratio = ir_med[PATCHED] / ir_med[UPSTREAM]
+            out.append(f"instructions per transaction patched/upstream (medians): "
+                       f"{ir_ratio:.4f}   (throughput equivalent {1 / ir_ratio:.4f} if "
+                       "PgBouncer were the bottleneck)")
     if with_lat:
         for v in (UPSTREAM, PATCHED):
             rs = [r for r in measured if r.variant == v and r.latency]
@@ -611,7 +769,10 @@ def report(info: dict[str, str], args: argparse.Namespace, runs: list[Run],
         out += [f"  {p}" for p in problems]
     data = {"machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v)
                                           for k, v in vars(args).items()},
-            "runs": [{**asdict(r), "cpu_us_per_tx": r.cpu_us_per_tx} for r in runs],
+            "runs": [{**asdict(r), "cpu_us_per_tx": r.cpu_us_per_tx, "ir_per_tx": r.ir_per_tx,
+                      "syscalls_per_tx": r.syscalls_per_tx}
+                     for r in runs],
+            "median_ir_per_tx": ir_med, "ir_ratio": ir_ratio, "median_syscalls_per_tx": sc_med,
             "median_tps": med, "ratio": ratio, "median_cpu_us_per_tx": cpu_med,
             "cpu_ratio": cpu_ratio,
             "pair_ratios": pair_ratios, "target_ratio": TARGET_RATIO, "problems": problems}
@@ -647,6 +808,11 @@ def main(argv: list[str]) -> int:
                                f"run `cmake --build {build} --target pgbv_plugin`")
     for b in ("postgres", "initdb", "pgbench", "psql", "pg_isready"):
         need_file(args.pg_bindir / b, f"PostgreSQL's {b}", "install postgresql-15")
+    if args.syscalls and not shutil.which("perf"):
+        raise SystemExit("pgbench_compare: --syscalls needs perf (Debian package linux-perf)")
+    if args.callgrind and not all(shutil.which(t) for t in ("valgrind", "callgrind_control")):
+        raise SystemExit("pgbench_compare: --callgrind needs valgrind and callgrind_control "
+                         "(Debian package valgrind)")
     if os.geteuid() == 0:
         # The binaries are run by `postgres`: they and their directories must be reachable.
         for path in (bins[UPSTREAM], bins[PATCHED], bins["plugin"]):
@@ -671,11 +837,13 @@ def main(argv: list[str]) -> int:
         bench.start()
         schedule = [(UPSTREAM, 0, args.warmup), (PATCHED, 0, args.warmup)]
         for i in range(1, args.runs + 1):
-            schedule += [(UPSTREAM, i, args.duration), (PATCHED, i, args.duration)]
+            pair = [(UPSTREAM, i, args.duration), (PATCHED, i, args.duration)]
+            schedule += pair[::-1] if args.order == "abba" and i % 2 == 0 else pair
         for n, (variant, index, duration) in enumerate(schedule, start=1):
             what = "warm-up" if index == 0 else f"run {index}"
+            length = f"-t {args.transactions}" if args.callgrind and index else f"{duration} s"
             print(f"pgbench_compare: [{n}/{len(schedule)}] {what} {LABEL[variant]} "
-                  f"({duration} s)", file=sys.stderr, flush=True)
+                  f"({length})", file=sys.stderr, flush=True)
             r = bench.run(variant, index, duration)
             runs.append(r)
             print(f"pgbench_compare:   tps {r.tps:.1f}"

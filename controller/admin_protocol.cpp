@@ -14,7 +14,9 @@ void put(json_t* o, const char* key, const std::string& v) {
 void put(json_t* o, const char* key, std::int64_t v) {
     json_object_set_new(o, key, json_integer(static_cast<json_int_t>(v)));
 }
-void put_bool(json_t* o, const char* key, bool v) { json_object_set_new(o, key, json_boolean(v)); }
+void put_bool(json_t* o, const char* key, bool v) {
+    json_object_set_new(o, key, json_boolean(v));
+}
 
 std::string get_str(const json_t* o, const char* key) {
     return std::string(json::string(o, key).value_or(""));
@@ -22,12 +24,17 @@ std::string get_str(const json_t* o, const char* key) {
 std::int64_t get_int(const json_t* o, const char* key, std::int64_t def) {
     return json::integer(o, key).value_or(def);
 }
-bool get_bool(const json_t* o, const char* key) { return json::boolean(o, key).value_or(false); }
+bool get_bool(const json_t* o, const char* key) {
+    return json::boolean(o, key).value_or(false);
+}
 
-std::string line_of(const json::Ptr& value) { return json::dump(value.get()) + "\n"; }
+std::string line_of(const json::Ptr& value) {
+    return json::dump(value.get()) + "\n";
+}
 
 std::string_view strip_newline(std::string_view line) {
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.remove_suffix(1);
     return line;
 }
 

@@ -49,7 +49,7 @@ struct Request {
 
 struct Response {
     bool ok = false;
-    std::string error;            // when !ok
+    std::string error;             // when !ok
     std::optional<Status> status;  // for a status request
 };
 

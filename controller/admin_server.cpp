@@ -21,10 +21,11 @@ AdminServer::AdminServer(event_base* base, UnixListener listener, Handler handle
       listener_(std::move(listener)),
       handler_(std::move(handler)),
       allowed_(std::move(allowed_uids)) {
-    accept_event_.reset(event_new(base_, listener_.fd(), EV_READ | EV_PERSIST,
-                                  &AdminServer::on_accept, this));
+    accept_event_.reset(
+            event_new(base_, listener_.fd(), EV_READ | EV_PERSIST, &AdminServer::on_accept, this));
     reap_timer_.reset(evtimer_new(base_, &AdminServer::on_reap, this));
-    if (!accept_event_ || !reap_timer_) throw std::runtime_error("cannot allocate the admin socket's events");
+    if (!accept_event_ || !reap_timer_)
+        throw std::runtime_error("cannot allocate the admin socket's events");
     event_add(accept_event_.get(), nullptr);
 }
 
@@ -32,7 +33,8 @@ AdminServer::~AdminServer() = default;
 
 int AdminServer::live_clients() const {
     int n = 0;
-    for (const auto& [id, c] : clients_) n += (c->closing || c->dead) ? 0 : 1;
+    for (const auto& [id, c] : clients_)
+        n += (c->closing || c->dead) ? 0 : 1;
     return n;
 }
 
@@ -64,7 +66,8 @@ void AdminServer::on_accept(evutil_socket_t fd, short, void* self) {
         if (!uid || std::find(server->allowed_.begin(), server->allowed_.end(), *uid) ==
                             server->allowed_.end()) {
             log::warning("admin socket: refused uid %ld", uid ? static_cast<long>(*uid) : -1L);
-            server->reply_and_close(c, admin::encode_error("this uid may not use the admin socket"));
+            server->reply_and_close(c,
+                                    admin::encode_error("this uid may not use the admin socket"));
             continue;
         }
         if (live >= kMaxClients) {

@@ -83,9 +83,11 @@ bool AuthSource::read_secret_file(const std::string& path, Secret* out, std::str
         *error = path + " is larger than 64 KiB; it should hold one token or ID";
     } else {
         std::size_t end = size;
-        while (end > 0 && std::strchr(" \t\r\n", buf[end - 1]) != nullptr) --end;
+        while (end > 0 && std::strchr(" \t\r\n", buf[end - 1]) != nullptr)
+            --end;
         std::size_t begin = 0;
-        while (begin < end && std::strchr(" \t\r\n", buf[begin]) != nullptr) ++begin;
+        while (begin < end && std::strchr(" \t\r\n", buf[begin]) != nullptr)
+            ++begin;
         if (begin == end) {
             *error = path + " is empty";
         } else {

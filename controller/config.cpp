@@ -35,7 +35,8 @@ std::string trim(std::string_view s) {
 }
 
 std::string lower(std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
 }
 
@@ -116,8 +117,9 @@ private:
             value = value.substr(1, value.size() - 2);
         }
         if (section_ == Section::kNone) {
-            fail(at(line), "key '" + key + "' outside of any section; put it under [vault], "
-                           "[controller] or [set.<name>]");
+            fail(at(line), "key '" + key +
+                                   "' outside of any section; put it under [vault], "
+                                   "[controller] or [set.<name>]");
         }
         if (value.empty()) fail(at(line), "key '" + key + "' has no value");
         auto [it, fresh] = keys_.emplace(key, line);
@@ -160,15 +162,15 @@ private:
         } else if (name.rfind("set.", 0) == 0) {
             const std::string set = name.substr(4);
             if (!wire::valid_set_name(set)) {
-                fail(at(line), "credential set name '" + set +
-                                       "' must be 1-63 characters of [A-Za-z0-9_.-]");
+                fail(at(line),
+                     "credential set name '" + set + "' must be 1-63 characters of [A-Za-z0-9_.-]");
             }
             section_ = Section::kSet;
             config_.sets.emplace_back().name = set;
             set_lines_.push_back(line);
         } else {
-            fail(at(line), "unknown section [" + name +
-                                   "]; expected [vault], [controller] or [set.<name>]");
+            fail(at(line),
+                 "unknown section [" + name + "]; expected [vault], [controller] or [set.<name>]");
         }
     }
 
@@ -212,8 +214,8 @@ private:
                       bool allow_zero) const {
         auto d = parse_duration(value);
         if (!d) {
-            fail(at(line), key + " '" + value +
-                                   "' is not a duration (examples: 10, 10s, 500ms, 5m, 1h)");
+            fail(at(line),
+                 key + " '" + value + "' is not a duration (examples: 10, 10s, 500ms, 5m, 1h)");
         }
         if (!allow_zero && *d <= Duration::zero()) fail(at(line), key + " must be above zero");
         return *d;
@@ -241,7 +243,8 @@ private:
             } else if (value == "approle") {
                 v.auth_method = AuthMethod::kAppRole;
             } else {
-                fail(at(line), "auth_method '" + value + "' is not supported; use token or approle");
+                fail(at(line),
+                     "auth_method '" + value + "' is not supported; use token or approle");
             }
             auth_line_ = line;
         } else if (key == "token_file") {
@@ -286,7 +289,8 @@ private:
         } else if (key == "max_plugin_clients") {
             if (!all_digits(value) || value.size() > 5 || std::stoi(value) < 1 ||
                 std::stoi(value) > 1024) {
-                fail(at(line), "max_plugin_clients '" + value + "' must be a number from 1 to 1024");
+                fail(at(line),
+                     "max_plugin_clients '" + value + "' must be a number from 1 to 1024");
             }
             c.max_plugin_clients = std::stoi(value);
         } else if (key == "admin_socket") {
@@ -326,7 +330,8 @@ private:
     std::string socket_path(const std::string& key, const std::string& value, int line) const {
         const std::string p = resolve(value);
         if (p.size() >= 108) {
-            fail(at(line), key + " '" + p + "' is longer than a Unix socket path may be (107 bytes)");
+            fail(at(line),
+                 key + " '" + p + "' is longer than a Unix socket path may be (107 bytes)");
         }
         return p;
     }
@@ -358,7 +363,8 @@ private:
                 struct passwd* found = nullptr;
                 char buf[4096];
                 if (getpwnam_r(word.c_str(), &pw, buf, sizeof buf, &found) != 0 || !found) {
-                    fail(at(line), "allowed_uids: '" + word + "' is neither a uid nor a known user");
+                    fail(at(line),
+                         "allowed_uids: '" + word + "' is neither a uid nor a known user");
                 }
                 uids.push_back(found->pw_uid);
             }
@@ -383,8 +389,10 @@ private:
             }
             v.address = *a;
         }
-        if (const char* ca = env("VAULT_CACERT")) v.ca_file = readable_file("file", ca, "VAULT_CACERT");
-        if (const char* ca = env("VAULT_CAPATH")) v.ca_path = readable_dir("directory", ca, "VAULT_CAPATH");
+        if (const char* ca = env("VAULT_CACERT"))
+            v.ca_file = readable_file("file", ca, "VAULT_CACERT");
+        if (const char* ca = env("VAULT_CAPATH"))
+            v.ca_path = readable_dir("directory", ca, "VAULT_CAPATH");
         if (const char* ns = env("VAULT_NAMESPACE")) v.name_space = ns;
         if (v.auth_method == AuthMethod::kToken && env("VAULT_TOKEN") != nullptr) {
             v.token_from_env = true;
@@ -394,8 +402,9 @@ private:
     void check_whole() {
         const VaultSettings& v = config_.vault;
         if (vault_line_ == 0 && !env("VAULT_ADDR")) {
-            fail(path_, "no [vault] section, and VAULT_ADDR is not set: the controller needs "
-                        "Vault's address");
+            fail(path_,
+                 "no [vault] section, and VAULT_ADDR is not set: the controller needs "
+                 "Vault's address");
         }
         const std::string vault_at = vault_line_ ? at(vault_line_) : path_;
         if (v.address.empty()) {
@@ -407,8 +416,9 @@ private:
         const std::string auth_at = auth_line_ ? at(auth_line_) : vault_at;
         if (v.auth_method == AuthMethod::kToken) {
             if (!v.token_from_env && v.token_file.empty()) {
-                fail(auth_at, "auth_method token needs a token: set token_file in [vault] or "
-                              "the VAULT_TOKEN environment variable");
+                fail(auth_at,
+                     "auth_method token needs a token: set token_file in [vault] or "
+                     "the VAULT_TOKEN environment variable");
             }
         } else {
             if (v.role_id_file.empty()) {
@@ -419,8 +429,9 @@ private:
             }
         }
         if (config_.controller.plugin_socket.empty()) {
-            fail(path_, "[controller] plugin_socket is not set: the plugin needs a socket to "
-                        "connect to");
+            fail(path_,
+                 "[controller] plugin_socket is not set: the plugin needs a socket to "
+                 "connect to");
         }
         if (config_.controller.allowed_uids.empty()) {
             config_.controller.allowed_uids.push_back(::geteuid());
@@ -453,7 +464,8 @@ private:
 
 std::optional<Duration> parse_duration(std::string_view text) {
     std::size_t i = 0;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    while (i < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
         ++i;
     }
     const std::string number(text.substr(0, i));
@@ -481,7 +493,8 @@ std::optional<Duration> parse_duration(std::string_view text) {
 
 std::optional<std::string> normalize_vault_address(std::string_view text) {
     std::string s(text);
-    while (!s.empty() && s.back() == '/') s.pop_back();
+    while (!s.empty() && s.back() == '/')
+        s.pop_back();
     std::size_t rest;
     if (s.rfind("https://", 0) == 0) {
         rest = 8;

@@ -32,7 +32,7 @@ namespace pgbv::ctl {
 enum class AuthMethod { kToken, kAppRole };
 
 struct VaultSettings {
-    std::string address;  // "https://host:port", without a trailing slash
+    std::string address;     // "https://host:port", without a trailing slash
     std::string name_space;  // X-Vault-Namespace; empty: not sent
     std::string ca_file;
     std::string ca_path;

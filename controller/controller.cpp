@@ -13,7 +13,8 @@ namespace {
 
 Duration largest_margin(const Config& config) {
     Duration m{0};
-    for (const auto& s : config.sets) m = std::max(m, s.rotation_margin);
+    for (const auto& s : config.sets)
+        m = std::max(m, s.rotation_margin);
     return m;
 }
 
@@ -34,7 +35,8 @@ Controller::Controller(const Config& config, Clock& clock, Jitter& jitter, Vault
                 }));
     }
     keeper_->set_on_update([this] {
-        for (auto& set : sets_) set->on_token_update();
+        for (auto& set : sets_)
+            set->on_token_update();
     });
 }
 
@@ -44,12 +46,13 @@ Controller::~Controller() {
 }
 
 void Controller::start() {
-    log::info("%s starting: Vault at %s, %s login, %zu credential set%s",
-              kSoftware, config_.vault.address.c_str(),
-              config_.vault.auth_method == AuthMethod::kToken ? "token" : "AppRole",
-              sets_.size(), sets_.size() == 1 ? "" : "s");
+    log::info("%s starting: Vault at %s, %s login, %zu credential set%s", kSoftware,
+              config_.vault.address.c_str(),
+              config_.vault.auth_method == AuthMethod::kToken ? "token" : "AppRole", sets_.size(),
+              sets_.size() == 1 ? "" : "s");
     keeper_->start();
-    for (auto& set : sets_) set->start();
+    for (auto& set : sets_)
+        set->start();
 }
 
 CredentialSet* Controller::find(std::string_view name) {
@@ -84,7 +87,8 @@ void Controller::login_failed(ClientId client, const wire::LoginFailed& m) {
 }
 
 void Controller::client_closed(ClientId client) {
-    for (auto& set : sets_) set->on_client_closed(client);
+    for (auto& set : sets_)
+        set->on_client_closed(client);
 }
 
 std::string Controller::rotate(std::string_view name) {
@@ -115,7 +119,8 @@ Status Controller::status() const {
     }
     s.token = keeper_->status();
     s.plugin_clients = client_count_ ? client_count_() : 0;
-    for (const auto& set : sets_) s.sets.push_back(set->status());
+    for (const auto& set : sets_)
+        s.sets.push_back(set->status());
     s.health = overall_health(s);
     return s;
 }

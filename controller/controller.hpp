@@ -36,7 +36,9 @@ public:
     void set_publish(CredentialSet::Publish publish) { publish_ = std::move(publish); }
 
     // How many plugins are connected, for status.
-    void set_client_count(std::function<std::uint32_t()> count) { client_count_ = std::move(count); }
+    void set_client_count(std::function<std::uint32_t()> count) {
+        client_count_ = std::move(count);
+    }
 
     // Logs in and starts every set.
     void start();

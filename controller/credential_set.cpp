@@ -2,15 +2,21 @@
 
 #include "controller/credential_set.hpp"
 
+#include <algorithm>
+
 #include "controller/lease_policy.hpp"
 #include "controller/log.hpp"
 
 namespace pgbv::ctl {
 namespace {
 
-long long secs(Duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+long long secs(Duration d) {
+    return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
 
-unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+unsigned long long ull(std::uint64_t v) {
+    return static_cast<unsigned long long>(v);
+}
 
 const char* state_name(int s) {
     static const char* const kNames[] = {"waiting_for_token", "fetching", "serving",
@@ -99,6 +105,15 @@ void CredentialSet::step() {
     if (!started_) return;
     const MonoTime now = clock_.now();
     step_retired(now);
+    if (current_ && state_ != State::kExpired) {
+        if (const auto end = hard_end(*current_); end && now >= *end && failures_ > 0) {
+            // The credentials just ended: nothing left to protect, so retry from the
+            // shortest wait again and notice Vault's return soon.  (The failure count
+            // stays above zero, so the warning is not logged again.)
+            failures_ = 1;
+            retry_at_ = now;
+        }
+    }
     if (!call_) {
         const auto token = tokens_.current();
         if (token && !(failures_ > 0 && now < retry_at_)) {
@@ -213,11 +228,12 @@ void CredentialSet::on_fetched(Result<DbCredentials> r, std::uint64_t token_id,
                   c.renewable ? "renewable" : "not renewable");
     } else {
         const auto end = hard_end(*old);
-        log::info("set %s: rotated to generation %llu: user %s (lease %llds) because %s; "
-                  "generation %llu (user %s) drains, revoked when drained or in %llds",
-                  name().c_str(), ull(current_->number), current_->username.c_str(),
-                  secs(c.ttl), reason, ull(old->number), old->username.c_str(),
-                  end ? std::max<long long>(0, secs(to_duration(*end - now))) : -1LL);
+        log::info(
+                "set %s: rotated to generation %llu: user %s (lease %llds) because %s; "
+                "generation %llu (user %s) drains, revoked when drained or in %llds",
+                name().c_str(), ull(current_->number), current_->username.c_str(), secs(c.ttl),
+                reason, ull(old->number), old->username.c_str(),
+                end ? std::max<long long>(0, secs(to_duration(*end - now))) : -1LL);
         if (old->lease_alive) {
             Retired retired;
             retired.why = reason;
@@ -233,7 +249,8 @@ void CredentialSet::publish_current() {
     if (!current_ || !publish_) return;
     auto creds = snapshot_for(0);
     if (!creds) return;
-    for (ClientId client : publish_(*creds)) current_->holders.insert(client);
+    for (ClientId client : publish_(*creds))
+        current_->holders.insert(client);
 }
 
 std::optional<wire::Credentials> CredentialSet::snapshot_for(ClientId client) {
@@ -258,9 +275,8 @@ void CredentialSet::renew(const TokenSource::Current& token) {
                                    call_.reset();
                                    op_ = Op::kNone;
                                    if (current_ && current_->number == number) {
-                                       renew_denied_ =
-                                               !r.ok() &&
-                                               r.error().kind == VaultError::Kind::kDenied;
+                                       renew_denied_ = !r.ok() &&
+                                                       r.error().kind == VaultError::Kind::kDenied;
                                        if (!r.ok()) {
                                            if (r.error().kind == VaultError::Kind::kRejected) {
                                                on_renewed(std::move(r));
@@ -283,18 +299,20 @@ void CredentialSet::on_renewed(Result<LeaseRenewal> r) {
         next_renew_.reset();
         if (message.find("not renewable") != std::string::npos) {
             g.capped = true;
-            log::info("set %s: the lease of generation %llu is not renewable; rotating before "
-                      "it ends",
-                      name().c_str(), ull(g.number));
+            log::info(
+                    "set %s: the lease of generation %llu is not renewable; rotating before "
+                    "it ends",
+                    name().c_str(), ull(g.number));
             return;
         }
         // "lease not found", "lease expired", "invalid lease": nothing left to renew or
         // revoke.
         g.lease_alive = false;
         forced_ = "Vault no longer knows their lease";
-        log::warning("set %s: Vault refused to renew generation %llu (%s); fetching new "
-                     "credentials",
-                     name().c_str(), ull(g.number), message.c_str());
+        log::warning(
+                "set %s: Vault refused to renew generation %llu (%s); fetching new "
+                "credentials",
+                name().c_str(), ull(g.number), message.c_str());
         return;
     }
     const LeaseRenewal& renewal = r.value();
@@ -310,10 +328,11 @@ void CredentialSet::on_renewed(Result<LeaseRenewal> r) {
         next_renew_.reset();
         bool token_bound = false;
         const auto at = rotate_time(g, &token_bound);
-        log::info("set %s: renewed generation %llu for %llds; its max TTL is reached, new "
-                  "credentials in %llds",
-                  name().c_str(), ull(g.number), secs(renewal.ttl),
-                  at ? std::max<long long>(0, secs(to_duration(*at - now))) : -1LL);
+        log::info(
+                "set %s: renewed generation %llu for %llds; its max TTL is reached, new "
+                "credentials in %llds",
+                name().c_str(), ull(g.number), secs(renewal.ttl),
+                at ? std::max<long long>(0, secs(to_duration(*at - now))) : -1LL);
     } else {
         next_renew_ = policy::renew_at(now, renewal.ttl, settings_.rotation_margin, jitter_.next());
         log::info("set %s: renewed generation %llu for %llds", name().c_str(), ull(g.number),
@@ -332,13 +351,12 @@ void CredentialSet::failed(const VaultError& error, std::uint64_t token_id) {
     const Duration wait = policy::backoff(failures_, vault_settings_.retry_min,
                                           vault_settings_.retry_max, jitter_.next(), left);
     retry_at_ = now + wait;
-    if (failures_ == 1 || error.message != last_error_) {
+    if (failures_ == 1 || !log::same_error(error.message, last_error_)) {
         if (current_) {
             log::warning("set %s: %s; retrying in %.1fs, generation %llu stays in use%s",
                          name().c_str(), error.message.c_str(),
                          static_cast<double>(wait.count()) / 1000.0, ull(current_->number),
-                         left ? (" for " + std::to_string(secs(*left)) + "s at most").c_str()
-                              : "");
+                         left ? (" for " + std::to_string(secs(*left)) + "s at most").c_str() : "");
         } else {
             log::warning("set %s: %s; retrying in %.1fs (no credentials yet)", name().c_str(),
                          error.message.c_str(), static_cast<double>(wait.count()) / 1000.0);
@@ -359,8 +377,7 @@ void CredentialSet::revoke(Retired& old) {
                                    [this, number, token_id](Result<NoContent> r) {
                                        auto it = retired_.find(number);
                                        if (it != retired_.end()) it->second.call.reset();
-                                       if (!r.ok() &&
-                                           r.error().kind == VaultError::Kind::kDenied) {
+                                       if (!r.ok() && r.error().kind == VaultError::Kind::kDenied) {
                                            tokens_.report_denied(token_id);
                                        }
                                        on_revoked(number, std::move(r));
@@ -382,10 +399,10 @@ void CredentialSet::on_revoked(std::uint64_t number, Result<NoContent> r) {
     }
     const auto dl = retired_deadline(old);
     if (dl && now >= *dl) {
-        log::info("set %s: could not revoke generation %llu (user %s) before its lease ended "
-                  "(%s); Vault revokes it at its end",
-                  name().c_str(), ull(number), old.gen.username.c_str(),
-                  r.error().message.c_str());
+        log::info(
+                "set %s: could not revoke generation %llu (user %s) before its lease ended "
+                "(%s); Vault revokes it at its end",
+                name().c_str(), ull(number), old.gen.username.c_str(), r.error().message.c_str());
         retired_.erase(it);
         return;
     }
@@ -423,8 +440,8 @@ void CredentialSet::on_drained(ClientId client, std::uint64_t generation,
         log::info("set %s: generation %llu (user %s) drained", name().c_str(), ull(generation),
                   old.gen.username.c_str());
     } else if (!old.drained) {
-        log::debug("set %s: generation %llu drained on one plugin, %zu more to go",
-                   name().c_str(), ull(generation), old.gen.holders.size());
+        log::debug("set %s: generation %llu drained on one plugin, %zu more to go", name().c_str(),
+                   ull(generation), old.gen.holders.size());
     }
     step();
 }
@@ -440,23 +457,26 @@ void CredentialSet::on_login_failed(ClientId, std::uint64_t generation, std::str
     // Class 28: invalid authorization (28000) or password (28P01).  Anything else is not
     // cured by new credentials.
     if (state.rfind("28", 0) != 0) {
-        log::info("set %s: PostgreSQL refused a login with generation %llu, SQLSTATE %s, "
-                  "which new credentials would not cure; ignored",
-                  name().c_str(), ull(generation), state.c_str());
+        log::info(
+                "set %s: PostgreSQL refused a login with generation %llu, SQLSTATE %s, "
+                "which new credentials would not cure; ignored",
+                name().c_str(), ull(generation), state.c_str());
         return;
     }
     const MonoTime now = clock_.now();
     if (last_login_failed_fetch_ &&
         now - *last_login_failed_fetch_ < policy::kLoginFailedRefetchInterval) {
-        log::debug("set %s: LOGIN_FAILED (SQLSTATE %s) within %llds of the last refetch; "
-                   "ignored",
-                   name().c_str(), state.c_str(), secs(policy::kLoginFailedRefetchInterval));
+        log::debug(
+                "set %s: LOGIN_FAILED (SQLSTATE %s) within %llds of the last refetch; "
+                "ignored",
+                name().c_str(), state.c_str(), secs(policy::kLoginFailedRefetchInterval));
         return;
     }
     last_login_failed_fetch_ = now;
-    log::warning("set %s: PostgreSQL refused generation %llu (user %s, SQLSTATE %s); fetching "
-                 "new credentials",
-                 name().c_str(), ull(generation), current_->username.c_str(), state.c_str());
+    log::warning(
+            "set %s: PostgreSQL refused generation %llu (user %s, SQLSTATE %s); fetching "
+            "new credentials",
+            name().c_str(), ull(generation), current_->username.c_str(), state.c_str());
     forced_ = "PostgreSQL refused the current ones";
     if (op_ == Op::kRenew) {
         call_.reset();
@@ -510,14 +530,14 @@ void CredentialSet::update_state(MonoTime now) {
     const State was = state_;
     state_ = s;
     if (s == State::kExpired) {
-        log::error("set %s: generation %llu (user %s) has reached its end without a "
-                   "replacement; PostgreSQL logins with it fail until Vault answers",
-                   name().c_str(), ull(current_->number), current_->username.c_str());
+        log::error(
+                "set %s: generation %llu (user %s) has reached its end without a "
+                "replacement; PostgreSQL logins with it fail until Vault answers",
+                name().c_str(), ull(current_->number), current_->username.c_str());
     } else if (s == State::kWaitingForToken) {
         log::info("set %s: waiting for a Vault token", name().c_str());
     } else if (s == State::kServing && (was == State::kDegraded || was == State::kExpired)) {
-        log::info("set %s: serving again: generation %llu", name().c_str(),
-                  ull(current_->number));
+        log::info("set %s: serving again: generation %llu", name().c_str(), ull(current_->number));
     }
 }
 

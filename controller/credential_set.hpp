@@ -105,7 +105,7 @@ private:
         Secret password;
         std::string lease_id;
         bool renewable = false;
-        Duration ttl{0};                   // granted at fetch: the renewal increment
+        Duration ttl{0};                    // granted at fetch: the renewal increment
         std::optional<MonoTime> lease_end;  // moves with renewals; nullopt: no TTL
         bool capped = false;                // lease_end is final
         bool lease_alive = true;            // false once Vault says the lease is gone
@@ -116,7 +116,7 @@ private:
         Generation gen;
         bool reported = false;  // some plugin reported it drained
         bool drained = false;   // reported, and no holder is left
-        const char* why = "";  // why it was replaced, for the log
+        const char* why = "";   // why it was replaced, for the log
         VaultClient::Pending call;
         int failures = 0;
         MonoTime retry_at{};

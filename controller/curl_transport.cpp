@@ -110,7 +110,8 @@ public:
             set(CURLOPT_POSTFIELDSIZE, static_cast<long>(request_.body.size()));
             set(CURLOPT_POSTFIELDS, request_.body.data());
         }
-        for (const auto& h : request_.headers) append_header(h.c_str());
+        for (const auto& h : request_.headers)
+            append_header(h.c_str());
         if (!request_.secret_header.empty()) {
             // libcurl wants a C string; this copy is wiped at once (libcurl's own copy is
             // wiped by free_headers()).
@@ -254,8 +255,8 @@ std::unique_ptr<HttpCall> CurlTransport::start(HttpRequest request, Callback don
     const CURLMcode rc = curl_multi_add_handle(multi_, call->easy());
     if (rc != CURLM_OK) {
         call->orphan();
-        call->fail_later(base_, std::string("cannot start the request: ") +
-                                        curl_multi_strerror(rc));
+        call->fail_later(base_,
+                         std::string("cannot start the request: ") + curl_multi_strerror(rc));
         return call;
     }
     active_[call->easy()] = call.get();

@@ -45,7 +45,9 @@ private:
 
 }  // namespace
 
-MonoTime EventClock::now() const { return std::chrono::steady_clock::now(); }
+MonoTime EventClock::now() const {
+    return std::chrono::steady_clock::now();
+}
 
 std::int64_t EventClock::wall_seconds() const {
     return static_cast<std::int64_t>(::time(nullptr));

@@ -29,11 +29,11 @@
 namespace pgbv::ctl {
 
 struct HttpRequest {
-    std::string method;                // "GET", "POST", "PUT"
+    std::string method;  // "GET", "POST", "PUT"
     std::string url;
     std::vector<std::string> headers;  // "Name: value"; no secrets here
-    Secret secret_header;              // one header holding a secret ("X-Vault-Token: ..."), or empty
-    Secret body;                       // sent as is (JSON); empty: no body
+    Secret secret_header;  // one header holding a secret ("X-Vault-Token: ..."), or empty
+    Secret body;           // sent as is (JSON); empty: no body
     Duration timeout = std::chrono::seconds(10);  // whole request, connection included
 };
 

@@ -24,7 +24,9 @@ struct Decref {
 using Ptr = std::unique_ptr<json_t, Decref>;
 
 // Takes ownership of a new reference (e.g. from json_object()).
-inline Ptr own(json_t* j) { return Ptr(j); }
+inline Ptr own(json_t* j) {
+    return Ptr(j);
+}
 
 // Parses `text`.  On failure returns null and sets `error` to where it broke, e.g.
 // "invalid JSON at line 1, column 17" (never the text itself).

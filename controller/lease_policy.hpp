@@ -85,7 +85,9 @@ inline MonoTime renew_at(MonoTime now, Duration ttl, Duration margin, double u) 
 
 // True when a renewal that asked for `requested` was capped by the max TTL.  Vault grants
 // whole seconds and grants exactly what was asked unless the max TTL is in the way.
-inline bool renewal_capped(Duration requested, Duration granted) { return granted < requested; }
+inline bool renewal_capped(Duration requested, Duration granted) {
+    return granted < requested;
+}
 
 // The earlier of two optional times; nullopt means "no end known".
 inline std::optional<MonoTime> earliest(std::optional<MonoTime> a, std::optional<MonoTime> b) {
@@ -104,7 +106,8 @@ inline MonoTime rotate_at(MonoTime deadline, Duration margin, Duration life) {
 inline Duration backoff(int failures, Duration retry_min, Duration retry_max, double u,
                         std::optional<Duration> time_left) {
     Duration wait = retry_min;
-    for (int i = 1; i < failures && wait < retry_max; ++i) wait *= 2;
+    for (int i = 1; i < failures && wait < retry_max; ++i)
+        wait *= 2;
     wait = std::min(wait, retry_max);
     wait = Duration(static_cast<Duration::rep>(wait.count() * (1.0 - kBackoffJitter * u)));
     if (time_left && *time_left > Duration::zero()) {
@@ -117,7 +120,9 @@ inline Duration backoff(int failures, Duration retry_min, Duration retry_max, do
 
 // How long before its end the token must be replaced, given the largest rotation margin
 // of all credential sets.
-inline Duration relogin_lead(Duration largest_margin) { return largest_margin + kReloginExtra; }
+inline Duration relogin_lead(Duration largest_margin) {
+    return largest_margin + kReloginExtra;
+}
 
 // When to log in again for a token issued at `issued` that ends for good at `end`.
 inline MonoTime relogin_at(MonoTime issued, MonoTime end, Duration lead) {

@@ -52,9 +52,15 @@ void vwrite(Level level, const char* fmt, va_list ap) {
 
 }  // namespace
 
-void set_level(Level level) { g_level = level; }
-Level level() { return g_level; }
-bool enabled(Level level) { return static_cast<int>(level) <= static_cast<int>(g_level); }
+void set_level(Level level) {
+    g_level = level;
+}
+Level level() {
+    return g_level;
+}
+bool enabled(Level level) {
+    return static_cast<int>(level) <= static_cast<int>(g_level);
+}
 
 std::optional<Level> parse_level(std::string_view name) {
     if (name == "error") return Level::kError;
@@ -78,7 +84,9 @@ const char* level_name(Level level) {
     return "info";
 }
 
-void set_sink(Sink sink) { g_sink = std::move(sink); }
+void set_sink(Sink sink) {
+    g_sink = std::move(sink);
+}
 
 std::string one_line(std::string_view text) {
     std::string out;
@@ -95,20 +103,42 @@ std::string one_line(std::string_view text) {
             blank = false;
         }
     }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
+    while (!out.empty() && out.back() == ' ')
+        out.pop_back();
     return out;
 }
 
-#define PGBV_LOG_FORWARD(level)  \
-    va_list ap;                  \
-    va_start(ap, fmt);           \
-    vwrite(level, fmt, ap);      \
+bool same_error(std::string_view a, std::string_view b) {
+    auto strip = [](std::string_view s) {
+        std::string out;
+        for (char c : s) {
+            if (c < '0' || c > '9') out += c;
+        }
+        return out;
+    };
+    return strip(a) == strip(b);
+}
+
+#define PGBV_LOG_FORWARD(level) \
+    va_list ap;                 \
+    va_start(ap, fmt);          \
+    vwrite(level, fmt, ap);     \
     va_end(ap)
 
-void write(Level level, const char* fmt, ...) { PGBV_LOG_FORWARD(level); }
-void error(const char* fmt, ...) { PGBV_LOG_FORWARD(Level::kError); }
-void warning(const char* fmt, ...) { PGBV_LOG_FORWARD(Level::kWarning); }
-void info(const char* fmt, ...) { PGBV_LOG_FORWARD(Level::kInfo); }
-void debug(const char* fmt, ...) { PGBV_LOG_FORWARD(Level::kDebug); }
+void write(Level level, const char* fmt, ...) {
+    PGBV_LOG_FORWARD(level);
+}
+void error(const char* fmt, ...) {
+    PGBV_LOG_FORWARD(Level::kError);
+}
+void warning(const char* fmt, ...) {
+    PGBV_LOG_FORWARD(Level::kWarning);
+}
+void info(const char* fmt, ...) {
+    PGBV_LOG_FORWARD(Level::kInfo);
+}
+void debug(const char* fmt, ...) {
+    PGBV_LOG_FORWARD(Level::kDebug);
+}
 
 }  // namespace pgbv::ctl::log

@@ -42,6 +42,11 @@ void debug(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // blanks, so that text from outside (a Vault error) stays on one line.
 std::string one_line(std::string_view text);
 
+// True if two error messages say the same thing, ignoring numbers (timings, ports, TTLs
+// that change from one retry to the next): decides whether a retry's failure deserves a
+// new log line.
+bool same_error(std::string_view a, std::string_view b);
+
 }  // namespace pgbv::ctl::log
 
 #endif  // PGBV_CONTROLLER_LOG_HPP

@@ -79,8 +79,9 @@ void on_stop_signal(evutil_socket_t signo, short, void* arg) {
 }
 
 void on_hup(evutil_socket_t, short, void*) {
-    log::info("SIGHUP ignored: the configuration is read only at start; restart to change it "
-              "(plugins keep their credentials meanwhile)");
+    log::info(
+            "SIGHUP ignored: the configuration is read only at start; restart to change it "
+            "(plugins keep their credentials meanwhile)");
 }
 
 int run(const Config& config, Secret env_token) {
@@ -114,29 +115,31 @@ int run(const Config& config, Secret env_token) {
     plugin_options.allowed_uids = config.controller.allowed_uids;
     plugin_options.max_clients = config.controller.max_plugin_clients;
     PluginServer plugins(base.get(), std::move(*plugin_listener), controller, plugin_options);
-    controller.set_publish([&plugins](const pgbv::wire::Credentials& c) { return plugins.broadcast(c); });
+    controller.set_publish(
+            [&plugins](const pgbv::wire::Credentials& c) { return plugins.broadcast(c); });
     controller.set_client_count([&plugins] { return plugins.client_count(); });
 
     std::optional<AdminServer> admin;
     if (!config.controller.admin_socket.empty()) {
-        auto admin_listener = UnixListener::open(config.controller.admin_socket, 0600,
-                                                 std::nullopt, &error);
+        auto admin_listener =
+                UnixListener::open(config.controller.admin_socket, 0600, std::nullopt, &error);
         if (!admin_listener) {
             log::error("admin socket: %s", error.c_str());
             return 1;
         }
         std::vector<uid_t> admins = {::geteuid(), 0};
-        admin.emplace(base.get(), std::move(*admin_listener),
-                      [&controller](const admin::Request& r) -> std::string {
-                          if (r.command == "status") return admin::encode_status(controller.status());
-                          if (r.command == "rotate") {
-                              const std::string err = controller.rotate(r.set);
-                              return err.empty() ? admin::encode_ok() : admin::encode_error(err);
-                          }
-                          return admin::encode_error("unknown command '" + r.command +
-                                                     "'; known: status, rotate");
-                      },
-                      admins);
+        admin.emplace(
+                base.get(), std::move(*admin_listener),
+                [&controller](const admin::Request& r) -> std::string {
+                    if (r.command == "status") return admin::encode_status(controller.status());
+                    if (r.command == "rotate") {
+                        const std::string err = controller.rotate(r.set);
+                        return err.empty() ? admin::encode_ok() : admin::encode_error(err);
+                    }
+                    return admin::encode_error("unknown command '" + r.command +
+                                               "'; known: status, rotate");
+                },
+                admins);
     }
 
     Daemon daemon{base.get(), &plugins};
@@ -214,8 +217,8 @@ int main(int argc, char** argv) {
     }
     const Config& config = *loaded.config;
     if (check) {
-        std::printf("%s: configuration is valid (%zu credential set%s)\n", path,
-                    config.sets.size(), config.sets.size() == 1 ? "" : "s");
+        std::printf("%s: configuration is valid (%zu credential set%s)\n", path, config.sets.size(),
+                    config.sets.size() == 1 ? "" : "s");
         return 0;
     }
     log::set_level(verbose ? log::Level::kDebug : config.controller.log_level);

@@ -72,7 +72,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     std::vector<std::size_t> width;
     for (const auto& row : rows) {
         if (width.size() < row.size()) width.resize(row.size(), 0);
-        for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+        for (std::size_t i = 0; i < row.size(); ++i)
+            width[i] = std::max(width[i], row[i].size());
     }
     for (const auto& row : rows) {
         std::string line;
@@ -100,9 +101,8 @@ void print_status(const Status& s) {
                 s.token.last_error.c_str());
     std::printf("plugins:  %u connected\n", s.plugin_clients);
     std::printf("uptime:   %s, %s\n\n", span(s.uptime).c_str(), s.version.c_str());
-    std::vector<std::vector<std::string>> rows = {
-            {"SET", "STATE", "GEN", "USER", "LEASE TTL", "DEADLINE", "ROTATES", "DRAINING",
-             "LEASE"}};
+    std::vector<std::vector<std::string>> rows = {{"SET", "STATE", "GEN", "USER", "LEASE TTL",
+                                                   "DEADLINE", "ROTATES", "DRAINING", "LEASE"}};
     for (const SetStatus& set : s.sets) {
         std::string ttl = span(set.lease_ttl);
         if (set.max_ttl_reached) ttl += " (max)";
@@ -113,7 +113,8 @@ void print_status(const Status& s) {
     }
     print_table(rows);
     for (const SetStatus& set : s.sets) {
-        if (!set.last_error.empty()) std::printf("\n%s: %s\n", set.name.c_str(), set.last_error.c_str());
+        if (!set.last_error.empty())
+            std::printf("\n%s: %s\n", set.name.c_str(), set.last_error.c_str());
     }
 }
 
@@ -191,7 +192,8 @@ int main(int argc, char** argv) {
         return kExitUsage;
     }
     if (socket_path.empty() && !config_path.empty()) {
-        ConfigResult loaded = load_config(config_path, [](const char* n) { return std::getenv(n); });
+        ConfigResult loaded =
+                load_config(config_path, [](const char* n) { return std::getenv(n); });
         if (!loaded.config) {
             std::fprintf(stderr, "pgbvctl: %s\n", loaded.error.c_str());
             return kExitNoConnection;
@@ -207,8 +209,9 @@ int main(int argc, char** argv) {
         if (const char* env = std::getenv("PGBV_ADMIN_SOCKET")) socket_path = env;
     }
     if (socket_path.empty()) {
-        std::fprintf(stderr, "pgbvctl: which controller? give -s SOCKET, -c CONFIG or set "
-                             "PGBV_ADMIN_SOCKET\n");
+        std::fprintf(stderr,
+                     "pgbvctl: which controller? give -s SOCKET, -c CONFIG or set "
+                     "PGBV_ADMIN_SOCKET\n");
         return kExitUsage;
     }
 
@@ -226,7 +229,8 @@ int main(int argc, char** argv) {
     request.command = words[0];
     if (words[0] == "rotate") request.set = words[1];
     std::string line;
-    if (!send_all(fd.get(), admin::encode_request(request)) || !read_line(fd.get(), &line, &error)) {
+    if (!send_all(fd.get(), admin::encode_request(request)) ||
+        !read_line(fd.get(), &line, &error)) {
         if (error.empty()) error = std::strerror(errno);
         std::fprintf(stderr, "pgbvctl: talking to %s: %s\n", socket_path.c_str(), error.c_str());
         return kExitNoConnection;

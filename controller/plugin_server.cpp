@@ -38,7 +38,7 @@ struct PluginServer::Client {
     ClientId id = 0;
     uid_t uid = 0;
     State state = State::kAwaitHello;
-    bool counted = true;  // counts against max_clients
+    bool counted = true;    // counts against max_clients
     bool reported = false;  // client_closed() was called
     UniqueBufferevent bev;
     UniqueEvent hello_timer;
@@ -49,8 +49,8 @@ struct PluginServer::Client {
 PluginServer::PluginServer(event_base* base, UnixListener listener, PluginHandler& handler,
                            Options options)
     : base_(base), listener_(std::move(listener)), handler_(handler), options_(std::move(options)) {
-    accept_event_.reset(event_new(base_, listener_.fd(), EV_READ | EV_PERSIST,
-                                  &PluginServer::on_accept, this));
+    accept_event_.reset(
+            event_new(base_, listener_.fd(), EV_READ | EV_PERSIST, &PluginServer::on_accept, this));
     resume_timer_.reset(evtimer_new(base_, &PluginServer::on_resume, this));
     reap_timer_.reset(evtimer_new(base_, &PluginServer::on_reap, this));
     if (!accept_event_ || !resume_timer_ || !reap_timer_) {
@@ -63,7 +63,8 @@ PluginServer::~PluginServer() = default;
 
 std::uint32_t PluginServer::client_count() const {
     std::uint32_t n = 0;
-    for (const auto& [id, c] : clients_) n += c->counted ? 1 : 0;
+    for (const auto& [id, c] : clients_)
+        n += c->counted ? 1 : 0;
     return n;
 }
 
@@ -128,9 +129,10 @@ void PluginServer::accept_one(int fd) {
     }
     c.uid = *uid;
     if (active >= static_cast<std::uint32_t>(options_.max_clients)) {
-        log::warning("plugin socket: refused a connection from uid %u: already %u clients "
-                     "(max_plugin_clients)",
-                     static_cast<unsigned>(*uid), active);
+        log::warning(
+                "plugin socket: refused a connection from uid %u: already %u clients "
+                "(max_plugin_clients)",
+                static_cast<unsigned>(*uid), active);
         refuse(c, PGBV_ERR_TOO_MANY_CLIENTS,
                "too many plugin connections (max_plugin_clients = " +
                        std::to_string(options_.max_clients) + ")");
@@ -189,8 +191,8 @@ void PluginServer::handle(Client& c, wire::Message message) {
     if (c.state == Client::State::kAwaitHello) {
         auto* hello = std::get_if<wire::Hello>(&message);
         if (hello == nullptr) {
-            const std::string why = std::string("expected HELLO first, got ") +
-                                    wire::type_name(message);
+            const std::string why =
+                    std::string("expected HELLO first, got ") + wire::type_name(message);
             log::warning("plugin #%llu: protocol error: %s; closing", id, why.c_str());
             refuse(c, PGBV_ERR_PROTOCOL, why);
             return;

@@ -14,13 +14,13 @@ namespace pgbv::ctl {
 
 struct SetStatus {
     std::string name;
-    std::string state;     // waiting_for_token, fetching, serving, rotating, degraded, expired
+    std::string state;  // waiting_for_token, fetching, serving, rotating, degraded, expired
     std::string mount;
     std::string role;
     std::string username;  // empty before the first fetch
     std::uint64_t generation = 0;
     std::string lease_id;
-    std::int64_t lease_ttl = -1;   // seconds until the current lease ends
+    std::int64_t lease_ttl = -1;  // seconds until the current lease ends
     bool renewable = false;
     bool max_ttl_reached = false;  // the last renewal was capped
     std::int64_t deadline = 0;     // when the current credentials stop working for sure
@@ -30,8 +30,8 @@ struct SetStatus {
 };
 
 struct TokenStatus {
-    std::string state;    // none, logging_in, valid, expired, failing
-    std::string method;   // token, approle
+    std::string state;      // none, logging_in, valid, expired, failing
+    std::string method;     // token, approle
     std::int64_t ttl = -1;  // seconds left; -1: unknown, or no expiry (see expires)
     bool expires = true;    // false for a token without TTL (e.g. root)
     bool renewable = false;

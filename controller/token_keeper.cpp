@@ -11,7 +11,9 @@ namespace {
 // Past tokens remembered for life_of(): enough for the sets still draining under them.
 constexpr std::size_t kPastTokensKept = 16;
 
-long long secs(Duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+long long secs(Duration d) {
+    return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
 
 bool mentions_cap(const std::vector<std::string>& warnings) {
     for (const auto& w : warnings) {
@@ -68,7 +70,9 @@ void TokenKeeper::report_denied(std::uint64_t id) {
 }
 
 // Runs the set callbacks from the loop, never from inside a call into the keeper.
-void TokenKeeper::notify() { notify_timer_->arm_at(clock_.now()); }
+void TokenKeeper::notify() {
+    notify_timer_->arm_at(clock_.now());
+}
 
 std::optional<MonoTime> TokenKeeper::relogin_time() const {
     if (!end_ || (!capped_ && renewable_)) return std::nullopt;
@@ -80,8 +84,12 @@ void TokenKeeper::step() {
     if (!token_.empty() && end_ && now >= *end_ && !expired_noted_) {
         expired_noted_ = true;
         login_wanted_ = true;
-        log::error("vault: the token has expired before a new login succeeded; credential "
-                   "sets cannot reach Vault until one does");
+        // A new phase: logins start again from the shortest wait, not from where the
+        // renewals' backoff had grown to.
+        failures_ = 0;
+        log::error(
+                "vault: the token has expired before a new login succeeded; credential "
+                "sets cannot reach Vault until one does");
         notify();
     }
     if (call_) return;
@@ -91,6 +99,12 @@ void TokenKeeper::step() {
     }
     const auto relogin = relogin_time();
     if (login_wanted_ || token_.empty() || rejected_ || (relogin && now >= *relogin)) {
+        // Never two login attempts closer than kMinStep, whatever else goes wrong.
+        if (last_login_ && now < *last_login_ + policy::kMinStep) {
+            timer_->arm_at(*last_login_ + policy::kMinStep);
+            return;
+        }
+        last_login_ = now;
         login(now);
     } else if (verify_wanted_) {
         verify();
@@ -131,22 +145,20 @@ void TokenKeeper::login(MonoTime) {
             return;
         }
         op_ = Op::kLogin;
-        call_ = vault_.login_approle(auth_.approle_mount(), role_id, secret_id,
-                                     [this](Result<AuthInfo> r) {
-                                         call_.reset();
-                                         op_ = Op::kNone;
-                                         if (!r.ok()) {
-                                             failed(r.error().message, false);
-                                         } else {
-                                             AuthInfo& a = r.value();
-                                             const auto ttl = a.ttl > Duration::zero()
-                                                                      ? std::optional(a.ttl)
-                                                                      : std::nullopt;
-                                             adopt(std::move(a.token), ttl, a.renewable, a.ttl,
-                                                   "AppRole login");
-                                         }
-                                         step();
-                                     });
+        call_ = vault_.login_approle(
+                auth_.approle_mount(), role_id, secret_id, [this](Result<AuthInfo> r) {
+                    call_.reset();
+                    op_ = Op::kNone;
+                    if (!r.ok()) {
+                        failed(r.error().message, false);
+                    } else {
+                        AuthInfo& a = r.value();
+                        const auto ttl =
+                                a.ttl > Duration::zero() ? std::optional(a.ttl) : std::nullopt;
+                        adopt(std::move(a.token), ttl, a.renewable, a.ttl, "AppRole login");
+                    }
+                    step();
+                });
         return;
     }
     Secret candidate;
@@ -175,7 +187,8 @@ void TokenKeeper::login_with_token(Secret candidate) {
                     info.creation_ttl > Duration::zero() ? info.creation_ttl : info.ttl;
             // ttl 0 means "no expiry" only for a token created without one (root);
             // otherwise it is a token in its last second.
-            const bool never = info.ttl == Duration::zero() && info.creation_ttl == Duration::zero();
+            const bool never =
+                    info.ttl == Duration::zero() && info.creation_ttl == Duration::zero();
             adopt(std::move(*shared), never ? std::nullopt : std::optional(info.ttl),
                   info.renewable, increment, "token");
         }
@@ -194,6 +207,14 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
         end_ = end;
         renewable_ = renewable;
         rejected_ = false;
+        if (end_ && *end_ <= now) {
+            // Its last second (lookup-self says ttl 0): nothing was gained.
+            failed(auth_.token_origin() +
+                           " still holds the current token, which has ended; "
+                           "waiting for a new token there",
+                   false);
+            return;
+        }
         expired_noted_ = false;
         const auto relogin = relogin_time();
         if (relogin && now >= *relogin) {
@@ -215,7 +236,8 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
     }
     if (id_ != 0) {
         past_[id_] = Life{end_, true};
-        while (past_.size() > kPastTokensKept) past_.erase(past_.begin());
+        while (past_.size() > kPastTokensKept)
+            past_.erase(past_.begin());
     }
     token_ = std::move(token);
     ++id_;
@@ -249,8 +271,7 @@ void TokenKeeper::renew(MonoTime) {
         Secret candidate;
         std::string error;
         if (auth_.read_token(&candidate, &error) && !(candidate == token_)) {
-            log::info("vault: %s holds a new token; switching to it",
-                      auth_.token_origin().c_str());
+            log::info("vault: %s holds a new token; switching to it", auth_.token_origin().c_str());
             login_with_token(std::move(candidate));
             return;
         }
@@ -284,9 +305,10 @@ void TokenKeeper::on_renewed(Result<AuthInfo> r) {
         if (e.kind == VaultError::Kind::kRejected || final_end) {
             capped_ = true;
             next_renew_.reset();
-            log::info("vault: token #%llu cannot be renewed any more (%s); logging in again "
-                      "before it ends",
-                      static_cast<unsigned long long>(id_), e.message.c_str());
+            log::info(
+                    "vault: token #%llu cannot be renewed any more (%s); logging in again "
+                    "before it ends",
+                    static_cast<unsigned long long>(id_), e.message.c_str());
             succeeded();
             notify();
             return;
@@ -301,10 +323,11 @@ void TokenKeeper::on_renewed(Result<AuthInfo> r) {
     if (policy::renewal_capped(increment_, a.ttl) || !a.renewable || mentions_cap(a.warnings)) {
         capped_ = true;
         next_renew_.reset();
-        log::info("vault: token #%llu renewed for %llds; its max TTL is reached, logging in "
-                  "again %llds before it ends",
-                  static_cast<unsigned long long>(id_), secs(a.ttl),
-                  secs(to_duration(*end_ - *relogin_time())));
+        log::info(
+                "vault: token #%llu renewed for %llds; its max TTL is reached, logging in "
+                "again %llds before it ends",
+                static_cast<unsigned long long>(id_), secs(a.ttl),
+                secs(to_duration(*end_ - *relogin_time())));
     } else {
         next_renew_ = policy::renew_at(now, a.ttl, lead_, jitter_.next());
         log::info("vault: token #%llu renewed for %llds", static_cast<unsigned long long>(id_),
@@ -343,7 +366,7 @@ void TokenKeeper::failed(const std::string& error, bool token_dead) {
     if (end_ && !token_dead && *end_ > now) left = to_duration(*end_ - now);
     const Duration wait = policy::backoff(failures_, retry_min_, retry_max_, jitter_.next(), left);
     retry_at_ = now + wait;
-    if (failures_ == 1 || error != last_error_) {
+    if (failures_ == 1 || !log::same_error(error, last_error_)) {
         log::warning("vault: %s; retrying in %.1fs", error.c_str(),
                      static_cast<double>(wait.count()) / 1000.0);
     } else {

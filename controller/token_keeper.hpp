@@ -103,6 +103,7 @@ private:
     std::map<std::uint64_t, Life> past_;
 
     bool login_wanted_ = true;
+    std::optional<MonoTime> last_login_;
     bool verify_wanted_ = false;
     int failures_ = 0;
     MonoTime retry_at_{};

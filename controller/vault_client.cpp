@@ -39,7 +39,8 @@ HttpRequest VaultClient::request(const char* method, const std::string& path,
     r.timeout = options_.timeout;
     // A Vault Agent or Proxy with require_request_header refuses requests without it.
     r.headers.push_back("X-Vault-Request: true");
-    if (!options_.name_space.empty()) r.headers.push_back("X-Vault-Namespace: " + options_.name_space);
+    if (!options_.name_space.empty())
+        r.headers.push_back("X-Vault-Namespace: " + options_.name_space);
     if (token != nullptr) {
         std::string header = "X-Vault-Token: ";
         header += token->view();
@@ -53,13 +54,12 @@ VaultClient::Pending VaultClient::send(HttpRequest request, std::string what,
                                        Result<T> (*parse)(const HttpResponse&, const std::string&),
                                        Done<T> done) {
     ++health_.requests;
-    return transport_.start(
-            std::move(request),
-            [this, what = std::move(what), parse, done = std::move(done)](HttpResponse response) {
-                Result<T> result = parse(response, what);
-                note(result.ok() ? nullptr : &result.error());
-                done(std::move(result));
-            });
+    return transport_.start(std::move(request), [this, what = std::move(what), parse,
+                                                 done = std::move(done)](HttpResponse response) {
+        Result<T> result = parse(response, what);
+        note(result.ok() ? nullptr : &result.error());
+        done(std::move(result));
+    });
 }
 
 void VaultClient::note(const VaultError* error) {
@@ -74,9 +74,10 @@ void VaultClient::note(const VaultError* error) {
     health_.state = next;
     health_.since = clock_.now();
     if (down) {
-        log::warning("vault: unreachable at %s: %s; current credentials stay in use until "
-                     "their deadline, retrying with backoff",
-                     options_.address.c_str(), error->message.c_str());
+        log::warning(
+                "vault: unreachable at %s: %s; current credentials stay in use until "
+                "their deadline, retrying with backoff",
+                options_.address.c_str(), error->message.c_str());
     } else if (was == State::kUnreachable) {
         health_.last_error.clear();
         log::info("vault: reachable again at %s after %llds", options_.address.c_str(), lasted);
@@ -89,10 +90,8 @@ VaultClient::Pending VaultClient::login_approle(std::string_view mount, const Se
                                                 const Secret& secret_id, Done<AuthInfo> done) {
     const std::string path = "auth/" + std::string(mount) + "/login";
     json::Ptr body = json::own(json_object());
-    json_object_set_new(body.get(), "role_id",
-                        json_stringn(role_id.data(), role_id.size()));
-    json_object_set_new(body.get(), "secret_id",
-                        json_stringn(secret_id.data(), secret_id.size()));
+    json_object_set_new(body.get(), "role_id", json_stringn(role_id.data(), role_id.size()));
+    json_object_set_new(body.get(), "secret_id", json_stringn(secret_id.data(), secret_id.size()));
     HttpRequest r = request("POST", path, nullptr);
     r.body = body_of(body);
     return send<AuthInfo>(std::move(r), "AppRole login (POST /v1/" + path + ")", &parse_auth,

@@ -20,9 +20,9 @@ VaultError make_error(VaultError::Kind kind, long status, std::string message) {
 }
 
 VaultError bad(long status, const std::string& what, const std::string& why) {
-    return make_error(VaultError::Kind::kBadResponse, status,
-                      what + ": unexpected answer from Vault (HTTP " + std::to_string(status) +
-                              "): " + why);
+    return make_error(
+            VaultError::Kind::kBadResponse, status,
+            what + ": unexpected answer from Vault (HTTP " + std::to_string(status) + "): " + why);
 }
 
 // One error string from Vault, e.g. "1 error occurred:\n\t* permission denied\n\n".

@@ -45,9 +45,15 @@ char* wiping_strdup(const char* s) {
     return copy;
 }
 
-void* ossl_malloc(std::size_t n, const char*, int) { return std::malloc(n); }
-void* ossl_realloc(void* p, std::size_t n, const char*, int) { return wiping_realloc(p, n); }
-void ossl_free(void* p, const char*, int) { wiping_free(p); }
+void* ossl_malloc(std::size_t n, const char*, int) {
+    return std::malloc(n);
+}
+void* ossl_realloc(void* p, std::size_t n, const char*, int) {
+    return wiping_realloc(p, n);
+}
+void ossl_free(void* p, const char*, int) {
+    wiping_free(p);
+}
 
 }  // namespace
 

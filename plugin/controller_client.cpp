@@ -122,7 +122,7 @@ void ControllerClient::guarded(const char* doing, F&& f) noexcept {
     }
     try {
         const std::string message =
-                std::string("internal error in the credential plugin while ") + doing + ": " + what;
+                std::string("internal error in libpgbv.so while ") + doing + ": " + what;
         if (conn_) {
             close_connection(CloseKind::kFailed, PGBV_LOG_ERROR,
                              message + "; closing the connection to pgbv-controller at " +
@@ -135,7 +135,7 @@ void ControllerClient::guarded(const char* doing, F&& f) noexcept {
             }
         }
     } catch (...) {
-        log_.error("internal error in the credential plugin; it may stop receiving credentials");
+        log_.error("internal error in libpgbv.so; it may stop receiving credentials");
     }
 }
 

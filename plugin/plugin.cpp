@@ -11,8 +11,8 @@ namespace pgbv::plugin {
 namespace {
 
 std::int64_t now_us() {
-    using namespace std::chrono;
-    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+    const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
+    return std::chrono::duration_cast<std::chrono::microseconds>(since_epoch).count();
 }
 
 // A set name as the host passed it, or nullopt if no set can have that name.
@@ -62,10 +62,10 @@ std::unique_ptr<Plugin> Plugin::create(const pgbv_host_api* host, std::string_vi
     try {
         plugin->client_.start();
     } catch (const std::exception& e) {
-        *error = std::string("credential plugin cannot start: ") + e.what();
+        *error = e.what();
         return nullptr;
     }
-    plugin->log_.info("credential plugin started; connecting to pgbv-controller at " +
+    plugin->log_.info("libpgbv.so started; connecting to pgbv-controller at " +
                       plugin->options_.socket_path);
     return plugin;
 }
@@ -181,7 +181,7 @@ void Plugin::shutdown() {
     shut_down_ = true;
     client_.stop();
     store_.clear();
-    log_.info("credential plugin stopped; its credentials are wiped from memory");
+    log_.info("libpgbv.so stopped; its credentials are wiped from memory");
 }
 
 void Plugin::on_credentials(wire::Credentials&& credentials) {
@@ -197,9 +197,10 @@ void Plugin::on_credentials(wire::Credentials&& credentials) {
                    std::to_string(current ? current->generation : 0));
         return;
     }
-    log_.info("credential set '" + set + "': new generation " +
-              std::to_string(current->generation) + " (user '" + current->username +
-              "', controller generation " + std::to_string(controller_generation) + ")");
+    // PgBouncer logs the change itself ("... is now current"); this adds the mapping.
+    log_.debug("credential set '" + set + "': new generation " +
+               std::to_string(current->generation) + " (user '" + current->username +
+               "', controller generation " + std::to_string(controller_generation) + ")");
     // The whole frame is applied; the host may now re-enter get_credentials/report_*.
     host_.credentials_changed(host_.data, set.c_str());
 }

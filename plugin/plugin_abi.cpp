@@ -48,8 +48,7 @@ R guarded(void* plugin_data, const char* call, R on_exception, F&& f) noexcept {
     }
     if (plugin_data != nullptr) {
         char line[512];
-        std::snprintf(line, sizeof line, "internal error in the credential plugin's %s: %s", call,
-                      what);
+        std::snprintf(line, sizeof line, "internal error in libpgbv.so's %s: %s", call, what);
         try {
             self(plugin_data)->logger().error(line);
         } catch (...) {
@@ -117,10 +116,9 @@ int pgbv_plugin_init(const struct pgbv_host_api* host, const char* options,
         plugin->plugin_data = created.release();
         return PGBV_OK;
     } catch (const std::exception& e) {
-        write_error(errbuf, errbuf_len,
-                    std::string("credential plugin failed to start: ") + e.what());
+        write_error(errbuf, errbuf_len, std::string("internal error: ") + e.what());
     } catch (...) {
-        write_error(errbuf, errbuf_len, "credential plugin failed to start: unknown exception");
+        write_error(errbuf, errbuf_len, "internal error: unknown exception");
     }
     return PGBV_ERROR;
 }

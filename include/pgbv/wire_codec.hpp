@@ -6,6 +6,16 @@
 // time.  Both sides enforce every field rule of PROTOCOL.md through one function,
 // `validation_error()`, so the encoder can never produce a frame the decoder rejects.
 //
+// Errors: encode() throws EncodeError (a std::invalid_argument) for a message that breaks
+// a field rule; call validation_error() first for a path without exceptions.  The decoder
+// never throws for bad input (only std::bad_alloc): it returns Decoded with an error.
+// The functions taking a message accept a Message or any of its alternatives, so a
+// Credentials need not be copied into a Message to be encoded.
+//
+// Where PROTOCOL.md says "a value out of range", this codec reads: HELLO.version >= 1,
+// ERROR.code in 1..5, CREDENTIALS.expires_at >= 0; HELLO.software and ERROR.message may
+// be empty.
+//
 // What this codec does NOT check: which message is allowed in which state of the
 // conversation, or in which direction.  That belongs to the two peers; `direction_of()`
 // and `may_send()` answer the direction part.  Nor does it compare HELLO versions.
@@ -28,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -127,7 +138,7 @@ decltype(auto) dispatch(V&& v, const M& m) {
 // ---------------------------------------------------------------------------------------
 // Types and directions.
 
-// Returns the PGBV_MSG_* type byte of `m`.
+// Returns the PGBV_MSG_* type byte of `m` (0 for a Message left valueless by an exception).
 template <MessageLike M>
 std::uint8_t type_of(const M& m) noexcept {
     struct V {
@@ -138,7 +149,16 @@ std::uint8_t type_of(const M& m) noexcept {
         std::uint8_t operator()(const Drained&) const { return PGBV_MSG_DRAINED; }
         std::uint8_t operator()(const LoginFailed&) const { return PGBV_MSG_LOGIN_FAILED; }
     };
-    return detail::dispatch(V{}, m);
+    if constexpr (std::is_same_v<M, Message>) {
+        // By index rather than std::visit, which may throw (on a valueless variant).
+        constexpr std::uint8_t kTypes[] = {PGBV_MSG_HELLO,       PGBV_MSG_ERROR,
+                                           PGBV_MSG_CREDENTIALS, PGBV_MSG_SNAPSHOT_DONE,
+                                           PGBV_MSG_DRAINED,     PGBV_MSG_LOGIN_FAILED};
+        static_assert(std::size(kTypes) == std::variant_size_v<Message>);
+        return m.index() < std::size(kTypes) ? kTypes[m.index()] : 0;
+    } else {
+        return V{}(m);
+    }
 }
 
 // Returns the protocol name of a type byte ("CREDENTIALS"), or "UNKNOWN".
@@ -188,7 +208,9 @@ inline std::optional<Direction> direction_of(std::uint8_t type) noexcept {
 // Returns true if `sender` may send `m` at all (in some state of the conversation).
 template <MessageLike M>
 bool may_send(Sender sender, const M& m) noexcept {
-    switch (*direction_of(type_of(m))) {
+    const auto direction = direction_of(type_of(m));
+    if (!direction) return false;
+    switch (*direction) {
         case Direction::kBoth:
             return true;
         case Direction::kControllerToPlugin:
@@ -372,7 +394,10 @@ template <MessageLike M>
 std::vector<std::uint8_t> encode(const M& m) {
     if (auto error = validation_error(m)) throw EncodeError(*error);
     const std::size_t payload = detail::payload_size(m);
-    if (payload > kMaxFrame) throw EncodeError(std::string(type_name(m)) + ": frame too long");
+    if (payload > kMaxFrame) {
+        std::string reason = type_name(m);
+        throw EncodeError(reason + ": frame too long");
+    }
 
     std::vector<std::uint8_t> out;
     out.reserve(kHeaderSize + payload);

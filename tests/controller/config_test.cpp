@@ -35,10 +35,11 @@ protected:
     }
 
     ConfigResult parse(const std::string& text) {
-        return parse_config(text, dir_ + "/controller.ini", [this](const char* name) -> const char* {
-            auto it = env_.find(name);
-            return it == env_.end() ? nullptr : it->second.c_str();
-        });
+        return parse_config(text, dir_ + "/controller.ini",
+                            [this](const char* name) -> const char* {
+                                auto it = env_.find(name);
+                                return it == env_.end() ? nullptr : it->second.c_str();
+                            });
     }
 
     // The error for `text`, with the file's path replaced by "F".
@@ -117,8 +118,9 @@ TEST_F(ConfigTest, ParsesEveryKey) {
 }
 
 TEST_F(ConfigTest, Defaults) {
-    ConfigResult r = parse("[vault]\naddress=http://127.0.0.1:8200\ntoken_file=token\n"
-                           "[controller]\nplugin_socket=/tmp/p.sock\n[set.a]\nrole=a\n");
+    ConfigResult r =
+            parse("[vault]\naddress=http://127.0.0.1:8200\ntoken_file=token\n"
+                  "[controller]\nplugin_socket=/tmp/p.sock\n[set.a]\nrole=a\n");
     ASSERT_TRUE(r.config) << r.error;
     EXPECT_EQ(r.config->vault.auth_method, AuthMethod::kToken);
     EXPECT_EQ(r.config->vault.approle_mount, "approle");
@@ -135,8 +137,9 @@ TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
     env_["VAULT_TOKEN"] = "hvs.from-env";
     env_["VAULT_NAMESPACE"] = "ns2";
     env_["VAULT_CACERT"] = dir_ + "/ca.pem";
-    ConfigResult r = parse("[vault]\naddress=http://127.0.0.1:8200\n"
-                           "[controller]\nplugin_socket=/tmp/p.sock\n[set.a]\nrole=a\n");
+    ConfigResult r =
+            parse("[vault]\naddress=http://127.0.0.1:8200\n"
+                  "[controller]\nplugin_socket=/tmp/p.sock\n[set.a]\nrole=a\n");
     ASSERT_TRUE(r.config) << r.error;
     EXPECT_EQ(r.config->vault.address, "https://other:8201");
     EXPECT_TRUE(r.config->vault.token_from_env);
@@ -152,13 +155,15 @@ TEST_F(ConfigTest, VaultAddrAloneIsEnough) {
 }
 
 TEST_F(ConfigTest, ErrorsNameFileAndLine) {
-    const std::string head = "[vault]\naddress=http://v:8200\ntoken_file=token\n"
-                             "[controller]\nplugin_socket=/tmp/p.sock\n";  // lines 1-5
+    const std::string head =
+            "[vault]\naddress=http://v:8200\ntoken_file=token\n"
+            "[controller]\nplugin_socket=/tmp/p.sock\n";  // lines 1-5
     EXPECT_EQ(error(head + "[set.a]\nrole=a\nfoo = 1\n"),
               "F:8: unknown key 'foo' in [set.a] (see controller/CONFIG.md for the valid keys)");
     EXPECT_EQ(error(head + "[set.a]\nrole =\n"), "F:7: key 'role' has no value");
-    EXPECT_EQ(error("[vault]\naddress = ftp://vault\n"),
-              "F:2: address 'ftp://vault' is not a valid Vault URL; expected http(s)://host[:port]");
+    EXPECT_EQ(
+            error("[vault]\naddress = ftp://vault\n"),
+            "F:2: address 'ftp://vault' is not a valid Vault URL; expected http(s)://host[:port]");
     EXPECT_EQ(error("[vault]\naddress = https://vault:99999\n"),
               "F:2: address 'https://vault:99999' is not a valid Vault URL; expected "
               "http(s)://host[:port]");
@@ -210,8 +215,9 @@ TEST_F(ConfigTest, ErrorsAboutTheWholeFile) {
               "F:3: auth_method approle needs secret_id_file in [vault]");
     EXPECT_EQ(error("[vault]\naddress=http://v\ntoken_file=token\n[set.a]\nrole=a\n"),
               "F: [controller] plugin_socket is not set: the plugin needs a socket to connect to");
-    EXPECT_EQ(error("[vault]\naddress=http://v\ntoken_file=token\n[controller]\nplugin_socket=/p\n"),
-              "F: no credential set: add a [set.<name>] section with a role");
+    EXPECT_EQ(
+            error("[vault]\naddress=http://v\ntoken_file=token\n[controller]\nplugin_socket=/p\n"),
+            "F: no credential set: add a [set.<name>] section with a role");
     EXPECT_EQ(error("[vault]\naddress=http://v\ntoken_file=token\n[controller]\nplugin_socket=/p\n"
                     "[set.a]\nmount=db\n"),
               "F:6: [set.a]: role is not set");

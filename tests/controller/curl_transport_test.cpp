@@ -65,7 +65,8 @@ protected:
         evbuffer* out = evbuffer_new();
         if (uri == "/huge") {
             const std::string chunk(64 * 1024, 'x');
-            for (int i = 0; i < 32; ++i) evbuffer_add(out, chunk.data(), chunk.size());
+            for (int i = 0; i < 32; ++i)
+                evbuffer_add(out, chunk.data(), chunk.size());
             evhttp_send_reply(req, 200, "OK", out);
         } else if (uri == "/redirect") {
             evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/echo");
@@ -101,7 +102,8 @@ protected:
     // Runs one request to completion.
     HttpResponse fetch(HttpRequest request) {
         std::optional<HttpResponse> got;
-        auto call = transport_->start(std::move(request), [&](HttpResponse r) { got = std::move(r); });
+        auto call =
+                transport_->start(std::move(request), [&](HttpResponse r) { got = std::move(r); });
         EXPECT_FALSE(got.has_value()) << "the callback ran synchronously";
         EXPECT_TRUE(pump_until([&] { return got.has_value(); }));
         return got ? std::move(*got) : HttpResponse{};

@@ -2,6 +2,8 @@
 
 #include "fake_clock.hpp"
 
+#include <stdexcept>
+
 namespace pgbv::ctl::testing {
 
 class FakeTimer final : public Timer {
@@ -33,6 +35,11 @@ std::unique_ptr<Timer> FakeClock::new_timer(std::function<void()> fire) {
 
 void FakeClock::advance(Duration d) {
     const MonoTime target = now_ + d;
+    // A controller that keeps re-arming at the same instant is stuck in a hot loop: fail
+    // the test instead of spinning until memory runs out.
+    constexpr int kMaxFiresAtOneInstant = 100000;
+    int fires_here = 0;
+    MonoTime last_fire = now_;
     for (;;) {
         std::uint64_t best = 0;
         const Entry* best_entry = nullptr;
@@ -47,6 +54,13 @@ void FakeClock::advance(Duration d) {
         if (best_entry == nullptr) break;
         Entry& e = timers_[best];
         if (*e.when > now_) now_ = *e.when;
+        fires_here = now_ == last_fire ? fires_here + 1 : 0;
+        last_fire = now_;
+        if (fires_here > kMaxFiresAtOneInstant) {
+            throw std::runtime_error(
+                    "fake clock: timers keep firing at the same instant "
+                    "(hot loop in the code under test)");
+        }
         e.when.reset();
         auto fire = e.fire;  // the callback may destroy its timer
         fire();
@@ -57,13 +71,15 @@ void FakeClock::advance(Duration d) {
 bool FakeClock::advance_until(const std::function<bool()>& done, Duration limit, Duration step) {
     const MonoTime end = now_ + limit;
     settle();
-    while (!done() && now_ < end) advance(std::min(step, to_duration(end - now_)));
+    while (!done() && now_ < end)
+        advance(std::min(step, to_duration(end - now_)));
     return done();
 }
 
 std::size_t FakeClock::armed_timers() const {
     std::size_t n = 0;
-    for (const auto& [id, e] : timers_) n += e.when ? 1 : 0;
+    for (const auto& [id, e] : timers_)
+        n += e.when ? 1 : 0;
     return n;
 }
 

@@ -11,7 +11,9 @@ namespace {
 
 using std::chrono::seconds;
 
-long long secs(Duration d) { return std::chrono::duration_cast<seconds>(d).count(); }
+long long secs(Duration d) {
+    return std::chrono::duration_cast<seconds>(d).count();
+}
 
 HttpResponse answer(long status, std::string body) {
     HttpResponse r;
@@ -29,7 +31,9 @@ HttpResponse vault_error(long status, const std::string& message) {
     return r;
 }
 
-HttpResponse denied() { return vault_error(403, "1 error occurred:\n\t* permission denied\n\n"); }
+HttpResponse denied() {
+    return vault_error(403, "1 error occurred:\n\t* permission denied\n\n");
+}
 
 std::string json_field(const std::string& body, const char* key) {
     json_t* o = json_loads(body.c_str(), 0, nullptr);
@@ -134,7 +138,9 @@ std::unique_ptr<HttpCall> FakeVault::start(HttpRequest http, Callback done) {
     HttpResponse response;
     switch (fault) {
         case Fault::kRefused:
-            response.error = "Failed to connect to vault.test port 8200 after 0 ms: Connection refused";
+            // libcurl's text carries a timing that changes from one attempt to the next.
+            response.error = "Failed to connect to vault.test port 8200 after " +
+                             std::to_string(requests.size() % 7) + " ms: Connection refused";
             break;
         case Fault::kTimeout:
             response.error = "no complete answer within 5 s (request_timeout)";
@@ -177,7 +183,8 @@ std::unique_ptr<HttpCall> FakeVault::start(HttpRequest http, Callback done) {
 
 HttpResponse FakeVault::handle(const Request& r, const HttpRequest& http) {
     bool request_header = false;
-    for (const auto& h : http.headers) request_header |= h == "X-Vault-Request: true";
+    for (const auto& h : http.headers)
+        request_header |= h == "X-Vault-Request: true";
     if (!request_header) return vault_error(412, "missing 'X-Vault-Request' header");
     if (r.method == "POST" && r.path == "auth/approle/login") return login(r);
     if (r.method == "GET" && r.path == "auth/token/lookup-self") return lookup_self(r);
@@ -196,7 +203,8 @@ std::string FakeVault::auth_json(const Token& t, Duration ttl, const std::string
                           "auth", "client_token", t.value.c_str(), "accessor", "acc",
                           "lease_duration", static_cast<json_int_t>(secs(ttl)), "renewable",
                           t.renewable, "token_type", "service");
-    json_object_set_new(o, "warnings", warning.empty() ? json_null() : json_pack("[s]", warning.c_str()));
+    json_object_set_new(o, "warnings",
+                        warning.empty() ? json_null() : json_pack("[s]", warning.c_str()));
     char* text = json_dumps(o, JSON_COMPACT);
     std::string s(text);
     free(text);
@@ -230,9 +238,8 @@ HttpResponse FakeVault::renew_self(const Request& r) {
     if (!token_alive(r.token)) return denied();
     Token& t = tokens[r.token];
     if (!t.renewable) return vault_error(400, "lease is not renewable");
-    const Duration increment = seconds(std::stoll(json_field(r.body, "increment").empty()
-                                                          ? "0"
-                                                          : json_field(r.body, "increment")));
+    const Duration increment = seconds(std::stoll(
+            json_field(r.body, "increment").empty() ? "0" : json_field(r.body, "increment")));
     const Duration left = to_duration(t.max_end - clock_.now());
     // Vault answers this with a 500 (a plain Go error in RenewToken).
     if (left <= Duration::zero()) {
@@ -242,8 +249,10 @@ HttpResponse FakeVault::renew_self(const Request& r) {
     std::string warning;
     if (ttl > left) {
         ttl = std::chrono::duration_cast<seconds>(left);
-        warning = "TTL of \"" + std::to_string(secs(increment)) + "s\" exceeded the effective "
-                  "max_ttl of \"" + std::to_string(secs(ttl)) + "s\"; TTL value is capped accordingly";
+        warning = "TTL of \"" + std::to_string(secs(increment)) +
+                  "s\" exceeded the effective "
+                  "max_ttl of \"" +
+                  std::to_string(secs(ttl)) + "s\"; TTL value is capped accordingly";
     }
     t.expire = clock_.now() + ttl;
     return answer(200, auth_json(t, ttl, warning));
@@ -293,13 +302,14 @@ HttpResponse FakeVault::renew_lease(const Request& r) {
     Duration ttl = std::min(increment, left);
     json_t* warnings = json_null();
     if (ttl < increment) {
-        warnings = json_pack("[s]", "TTL of \"1h\" exceeded the effective max_ttl; TTL value is "
-                                    "capped accordingly");
+        warnings = json_pack("[s]",
+                             "TTL of \"1h\" exceeded the effective max_ttl; TTL value is "
+                             "capped accordingly");
     }
     l.expire = clock_.now() + ttl;
     json_t* o = json_pack("{s:s, s:b, s:I, s:n, s:o}", "lease_id", id.c_str(), "renewable", true,
-                          "lease_duration", static_cast<json_int_t>(secs(ttl)), "data",
-                          "warnings", warnings);
+                          "lease_duration", static_cast<json_int_t>(secs(ttl)), "data", "warnings",
+                          warnings);
     char* text = json_dumps(o, JSON_COMPACT);
     HttpResponse resp = answer(200, text);
     free(text);

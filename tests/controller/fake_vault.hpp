@@ -64,8 +64,17 @@ public:
         std::string body;
         std::vector<std::string> headers;
     };
-    enum class Fault { kNone, kRefused, kTimeout, kSealed, kServerError, kRateLimited,
-                       kGarbage, kTruncated, kHuge };
+    enum class Fault {
+        kNone,
+        kRefused,
+        kTimeout,
+        kSealed,
+        kServerError,
+        kRateLimited,
+        kGarbage,
+        kTruncated,
+        kHuge
+    };
 
     explicit FakeVault(FakeClock& clock);
 

@@ -66,8 +66,8 @@ protected:
 
     void start(std::uint64_t seed = 42) {
         jitter = std::make_unique<Jitter>(seed);
-        client = std::make_unique<VaultClient>(
-                vault, clock, VaultClient::Options{FakeVault::kAddress, "", 5s});
+        client = std::make_unique<VaultClient>(vault, clock,
+                                               VaultClient::Options{FakeVault::kAddress, "", 5s});
         auth = std::make_unique<AuthSource>(config.vault, Secret(env_token));
         controller = std::make_unique<Controller>(config, clock, *jitter, *client, *auth);
         controller->set_publish([this](const wire::Credentials& c) {
@@ -106,17 +106,17 @@ protected:
         for (Duration t{0}; t < total; t += 1s) {
             clock.advance(1s);
             for (const auto& s : config.sets) {
-                ASSERT_TRUE(held_work(s.name))
-                        << "at " << clock.elapsed().count() << " ms, set " << s.name
-                        << " holds dead credentials\n"
-                        << logs.all();
+                ASSERT_TRUE(held_work(s.name)) << "at " << clock.elapsed().count() << " ms, set "
+                                               << s.name << " holds dead credentials\n"
+                                               << logs.all();
             }
         }
     }
 
     std::size_t pushes_of(const std::string& name) const {
         std::size_t n = 0;
-        for (const auto& p : pushes) n += p.set == name ? 1 : 0;
+        for (const auto& p : pushes)
+            n += p.set == name ? 1 : 0;
         return n;
     }
 
@@ -323,9 +323,26 @@ TEST_F(Lifecycle, VaultDownPastTheDeadlineThenRecovers) {
     EXPECT_TRUE(controller->status().health == "ok");
 }
 
+TEST_F(Lifecycle, AnOutageThatOutlivesTokenAndLeaseIsNoticedSoonAfterItEnds) {
+    vault.token_ttl = 40s;
+    vault.token_max_ttl = 100s;
+    vault.roles["database/app"] = FakeVault::Role{20s, 60s, true};
+    start();
+    clock.advance(5s);
+    vault.fault = Fault::kRefused;
+    clock.advance(60s);  // the lease (20 s) and the token (40 s) end during the outage
+    EXPECT_EQ(controller->status().token.state, "expired");
+    EXPECT_EQ(set().status().state, "expired");
+    vault.fault = Fault::kNone;
+    // The backoff restarted when the token and the credentials ended, so the return of
+    // Vault is noticed within seconds, not after retry_max.
+    ASSERT_TRUE(clock.advance_until([&] { return held_work(); }, 40s));
+    EXPECT_LE(clock.elapsed(), 65s + 10s) << logs.all();
+}
+
 TEST_F(Lifecycle, EveryKindOfFailureIsRetriedAndNeverCrashes) {
     start();
-    const Fault faults[] = {Fault::kRefused,     Fault::kTimeout, Fault::kSealed,
+    const Fault faults[] = {Fault::kRefused,     Fault::kTimeout,     Fault::kSealed,
                             Fault::kServerError, Fault::kRateLimited, Fault::kGarbage,
                             Fault::kTruncated,   Fault::kHuge};
     for (Fault f : faults) {
@@ -337,7 +354,8 @@ TEST_F(Lifecycle, EveryKindOfFailureIsRetriedAndNeverCrashes) {
         EXPECT_TRUE(held_work());
         vault.fault = Fault::kNone;
         ASSERT_TRUE(clock.advance_until([&] { return set().status().state == "serving"; }, 40s))
-                << static_cast<int>(f) << "\n" << logs.all();
+                << static_cast<int>(f) << "\n"
+                << logs.all();
     }
     EXPECT_TRUE(logs.contains("unexpected answer from Vault (HTTP 200): invalid JSON"));
     EXPECT_TRUE(logs.contains("larger than the limit of 1048576 bytes"));
@@ -400,7 +418,10 @@ TEST_F(Lifecycle, BadAppRoleCredentialsRetryWithBackoff) {
     const int attempts = vault.count("POST", "auth/approle/login");
     EXPECT_GE(attempts, 4);
     EXPECT_LE(attempts, 8);
-    EXPECT_EQ(logs.count("warning: vault: AppRole login (POST /v1/auth/approle/login): HTTP 400: invalid role or secret ID"), 1) << logs.all();
+    EXPECT_EQ(logs.count("warning: vault: AppRole login (POST /v1/auth/approle/login): HTTP 400: "
+                         "invalid role or secret ID"),
+              1)
+            << logs.all();
     EXPECT_EQ(controller->status().health, "failing");
     write("secret_id", "another\n");  // a new secret ID is delivered
     EXPECT_TRUE(clock.advance_until([&] { return !pushes.empty(); }, 31s));
@@ -434,7 +455,8 @@ TEST_F(Lifecycle, TokenMethodWithANonRenewableTokenWaitsForANewOne) {
     // The token cannot be replaced (it came from VAULT_TOKEN): the set serves until the
     // token's end and says why.
     clock.advance(70s);
-    EXPECT_EQ(logs.count("warning: vault: VAULT_TOKEN still holds the current token"), 1) << logs.all();
+    EXPECT_EQ(logs.count("warning: vault: VAULT_TOKEN still holds the current token"), 1)
+            << logs.all();
     EXPECT_TRUE(held_work());
     clock.advance(40s);
     EXPECT_FALSE(held_work());
@@ -452,8 +474,10 @@ TEST_F(Lifecycle, NoSecretEverReachesTheLogs) {
     run_checking(400s);
     ASSERT_GE(vault.leases.size(), 3u);
     const std::string all = logs.all();
-    for (const auto& [id, lease] : vault.leases) EXPECT_EQ(all.find(lease.password), std::string::npos);
-    for (const auto& [value, token] : vault.tokens) EXPECT_EQ(all.find(value), std::string::npos);
+    for (const auto& [id, lease] : vault.leases)
+        EXPECT_EQ(all.find(lease.password), std::string::npos);
+    for (const auto& [value, token] : vault.tokens)
+        EXPECT_EQ(all.find(value), std::string::npos);
     EXPECT_EQ(all.find(vault.secret_id), std::string::npos);
     // Lease ids appear at debug level only.
     for (const auto& line : logs.lines) {
@@ -462,8 +486,10 @@ TEST_F(Lifecycle, NoSecretEverReachesTheLogs) {
     }
     // Nor does the status.
     const std::string status = admin::encode_status(controller->status());
-    for (const auto& [id, lease] : vault.leases) EXPECT_EQ(status.find(lease.password), std::string::npos);
-    for (const auto& [value, token] : vault.tokens) EXPECT_EQ(status.find(value), std::string::npos);
+    for (const auto& [id, lease] : vault.leases)
+        EXPECT_EQ(status.find(lease.password), std::string::npos);
+    for (const auto& [value, token] : vault.tokens)
+        EXPECT_EQ(status.find(value), std::string::npos);
 }
 
 // Runs 2000 s of controller life with a fresh clock and Vault; returns "ms method path"

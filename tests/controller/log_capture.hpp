@@ -30,13 +30,15 @@ public:
     // Lines containing `needle`.
     int count(const std::string& needle) const {
         int n = 0;
-        for (const auto& l : lines) n += l.find(needle) != std::string::npos ? 1 : 0;
+        for (const auto& l : lines)
+            n += l.find(needle) != std::string::npos ? 1 : 0;
         return n;
     }
     bool contains(const std::string& needle) const { return count(needle) > 0; }
     std::string all() const {
         std::string s;
-        for (const auto& l : lines) s += l + "\n";
+        for (const auto& l : lines)
+            s += l + "\n";
         return s;
     }
 

@@ -28,7 +28,8 @@ public:
     std::vector<wire::Credentials> snapshot(ClientId client) override {
         snapshots.push_back(client);
         std::vector<wire::Credentials> out;
-        for (const auto& c : current) out.push_back(copy(c));
+        for (const auto& c : current)
+            out.push_back(copy(c));
         return out;
     }
     void drained(ClientId client, const wire::Drained& m) override {
@@ -87,7 +88,8 @@ protected:
         std::string error;
         auto listener = UnixListener::open(path_, mode, std::nullopt, &error);
         ASSERT_TRUE(listener) << error;
-        server_ = std::make_unique<PluginServer>(base_.get(), std::move(*listener), handler_, options_);
+        server_ = std::make_unique<PluginServer>(base_.get(), std::move(*listener), handler_,
+                                                 options_);
     }
 
     void pump() { event_base_loop(base_.get(), EVLOOP_NONBLOCK); }
@@ -270,7 +272,8 @@ TEST_F(PluginServerTest, GarbageAndWrongDirectionAreRefused) {
         UniqueFd fd = connect();
         send_message(fd.get(), wire::Hello{1, "p"});
         wire::FrameDecoder d;
-        for (int i = 0; i < 4; ++i) ASSERT_TRUE(receive(fd.get(), d));  // hello + snapshot
+        for (int i = 0; i < 4; ++i)
+            ASSERT_TRUE(receive(fd.get(), d));  // hello + snapshot
         send_message(fd.get(), creds("app", 9, "u", "p"));
         std::optional<wire::Message> m;
         do {
@@ -391,7 +394,8 @@ TEST_F(PluginServerTest, ShutdownSaysSo) {
     UniqueFd fd = connect();
     send_message(fd.get(), wire::Hello{1, "p"});
     wire::FrameDecoder d;
-    for (int i = 0; i < 4; ++i) ASSERT_TRUE(receive(fd.get(), d));
+    for (int i = 0; i < 4; ++i)
+        ASSERT_TRUE(receive(fd.get(), d));
     server_->shutdown();
     auto m = receive(fd.get(), d);
     ASSERT_TRUE(m);

@@ -35,9 +35,11 @@ TEST(VaultResponse, ParsesCredentials) {
 }
 
 TEST(VaultResponse, ParsesLoginAndRenewSelf) {
-    auto r = parse_auth(make(200, R"({"data":null,"warnings":["TTL of \"1h\" exceeded the effective max_ttl of \"9m50s\"; TTL value is capped accordingly"],
+    auto r = parse_auth(
+            make(200,
+                 R"({"data":null,"warnings":["TTL of \"1h\" exceeded the effective max_ttl of \"9m50s\"; TTL value is capped accordingly"],
         "auth":{"client_token":"hvs.XYZ","accessor":"acc","policies":["p"],"lease_duration":590,"renewable":true}})"),
-                        "login");
+            "login");
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_TRUE(r.value().token.equals("hvs.XYZ"));
     EXPECT_EQ(r.value().ttl, 590s);
@@ -47,14 +49,16 @@ TEST(VaultResponse, ParsesLoginAndRenewSelf) {
 
 TEST(VaultResponse, ParsesLookupSelfAndLeaseRenewal) {
     auto t = parse_token_lookup(
-            make(200, R"({"data":{"ttl":120,"renewable":false,"creation_ttl":3600,"expire_time":null}})"),
+            make(200,
+                 R"({"data":{"ttl":120,"renewable":false,"creation_ttl":3600,"expire_time":null}})"),
             "lookup");
     ASSERT_TRUE(t.ok());
     EXPECT_EQ(t.value().ttl, 120s);
     EXPECT_FALSE(t.value().renewable);
     EXPECT_EQ(t.value().creation_ttl, 3600s);
     auto l = parse_lease_renewal(
-            make(200, R"({"lease_id":"database/creds/app/abc","renewable":true,"lease_duration":42,"warnings":null})"),
+            make(200,
+                 R"({"lease_id":"database/creds/app/abc","renewable":true,"lease_duration":42,"warnings":null})"),
             "renew");
     ASSERT_TRUE(l.ok());
     EXPECT_EQ(l.value().ttl, 42s);
@@ -62,14 +66,15 @@ TEST(VaultResponse, ParsesLookupSelfAndLeaseRenewal) {
 }
 
 TEST(VaultResponse, MultiLineVaultErrorsBecomeOneLine) {
-    auto r = parse_credentials(make(403, R"({"errors":["1 error occurred:\n\t* permission denied\n\n"]})"),
-                               kWhat);
+    auto r = parse_credentials(
+            make(403, R"({"errors":["1 error occurred:\n\t* permission denied\n\n"]})"), kWhat);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().kind, VaultError::Kind::kDenied);
     EXPECT_EQ(r.error().message, kWhat + ": HTTP 403: permission denied");
 
-    auto two = error_of(make(400, R"({"errors":["2 errors occurred:\n\t* first\n\t* second\n\n","third"]})"),
-                        "x");
+    auto two = error_of(
+            make(400, R"({"errors":["2 errors occurred:\n\t* first\n\t* second\n\n","third"]})"),
+            "x");
     ASSERT_TRUE(two);
     EXPECT_EQ(two->message, "x: HTTP 400: first; second; third");
     EXPECT_EQ(two->kind, VaultError::Kind::kRejected);
@@ -82,7 +87,8 @@ TEST(VaultResponse, StatusCodesAreClassified) {
               "x: HTTP 503: Vault is sealed");
     EXPECT_EQ(error_of(make(429, ""), "x")->kind, K::kUnavailable);
     EXPECT_EQ(error_of(make(500, "{}"), "x")->kind, K::kUnavailable);
-    EXPECT_EQ(error_of(make(404, R"({"errors":[]})"), "x")->message, "x: HTTP 404 (no error message)");
+    EXPECT_EQ(error_of(make(404, R"({"errors":[]})"), "x")->message,
+              "x: HTTP 404 (no error message)");
     EXPECT_EQ(error_of(make(412, R"({"errors":["missing header"]})"), "x")->kind, K::kRejected);
     HttpResponse refused;
     refused.error = "Failed to connect to vault port 8200: Connection refused";
@@ -90,8 +96,13 @@ TEST(VaultResponse, StatusCodesAreClassified) {
     EXPECT_EQ(e->kind, K::kUnavailable);
     EXPECT_EQ(e->message, "x: Failed to connect to vault port 8200: Connection refused");
     // Vault's renew-self past the max TTL is a 500 that means "no", not "down".
-    EXPECT_EQ(error_of(make(500, R"({"errors":["1 error occurred:\n\t* past the max TTL, cannot renew\n\n"]})"), "x")->kind,
-              K::kRejected);
+    EXPECT_EQ(
+            error_of(
+                    make(500,
+                         R"({"errors":["1 error occurred:\n\t* past the max TTL, cannot renew\n\n"]})"),
+                    "x")
+                    ->kind,
+            K::kRejected);
     EXPECT_FALSE(error_of(make(200, "{}"), "x"));
     EXPECT_FALSE(error_of(make(204, ""), "x"));
 }
@@ -103,7 +114,8 @@ TEST(VaultResponse, ANonVaultErrorBodyIsNeverQuoted) {
 }
 
 TEST(VaultResponse, GarbageAndTruncatedBodiesAreErrorsWithoutTheirContent) {
-    const std::string full = R"({"lease_id":"l","renewable":true,"lease_duration":60,"data":{"username":"u","password":"hunter2-secret"}})";
+    const std::string full =
+            R"({"lease_id":"l","renewable":true,"lease_duration":60,"data":{"username":"u","password":"hunter2-secret"}})";
     for (std::size_t cut = 0; cut < full.size(); ++cut) {
         auto r = parse_credentials(make(200, full.substr(0, cut)), kWhat);
         ASSERT_FALSE(r.ok()) << cut;
@@ -118,14 +130,18 @@ TEST(VaultResponse, GarbageAndTruncatedBodiesAreErrorsWithoutTheirContent) {
 }
 
 TEST(VaultResponse, MistypedOrMissingFieldsAreErrors) {
-    EXPECT_FALSE(parse_auth(make(200, R"({"auth":{"client_token":"","lease_duration":1}})"), "x").ok());
-    EXPECT_FALSE(parse_auth(make(200, R"({"auth":{"client_token":"t","lease_duration":"1"}})"), "x").ok());
-    EXPECT_FALSE(parse_auth(make(200, R"({"auth":{"client_token":"t","lease_duration":-5}})"), "x").ok());
+    EXPECT_FALSE(
+            parse_auth(make(200, R"({"auth":{"client_token":"","lease_duration":1}})"), "x").ok());
+    EXPECT_FALSE(parse_auth(make(200, R"({"auth":{"client_token":"t","lease_duration":"1"}})"), "x")
+                         .ok());
+    EXPECT_FALSE(parse_auth(make(200, R"({"auth":{"client_token":"t","lease_duration":-5}})"), "x")
+                         .ok());
     EXPECT_FALSE(parse_auth(make(200, R"({"auth":null})"), "x").ok());
     EXPECT_FALSE(parse_token_lookup(make(200, R"({"data":{"ttl":1.5}})"), "x").ok());
     EXPECT_FALSE(parse_lease_renewal(make(200, R"({"lease_duration":null})"), "x").ok());
     auto static_role = parse_credentials(
-            make(200, R"({"lease_id":"","lease_duration":0,"data":{"username":"u","password":"p"}})"),
+            make(200,
+                 R"({"lease_id":"","lease_duration":0,"data":{"username":"u","password":"p"}})"),
             kWhat);
     ASSERT_FALSE(static_role.ok());
     EXPECT_NE(static_role.error().message.find("dynamic database role"), std::string::npos);
@@ -133,20 +149,23 @@ TEST(VaultResponse, MistypedOrMissingFieldsAreErrors) {
 
 TEST(VaultResponse, CredentialsTheWireCannotCarryAreRefused) {
     const std::string long_user(128, 'u');
-    auto r = parse_credentials(make(200, R"({"lease_id":"l","lease_duration":60,"data":{"username":")" +
-                                                 long_user + R"(","password":"p"}})"),
-                               kWhat);
+    auto r = parse_credentials(
+            make(200, R"({"lease_id":"l","lease_duration":60,"data":{"username":")" + long_user +
+                              R"(","password":"p"}})"),
+            kWhat);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("username_template"), std::string::npos);
     auto nul = parse_credentials(
-            make(200, R"({"lease_id":"l","lease_duration":60,"data":{"username":"u","password":"a\u0000b"}})"),
+            make(200,
+                 R"({"lease_id":"l","lease_duration":60,"data":{"username":"u","password":"a\u0000b"}})"),
             kWhat);
     EXPECT_FALSE(nul.ok());
     // Any printable password of up to 1024 bytes is fine.
     const std::string printable = R"(!#$%&'()*+,-./:;<=>?@[]^_`{|}~ \"\\)";
-    auto ok = parse_credentials(make(200, R"({"lease_id":"l","lease_duration":60,"data":{"username":"u","password":")" +
-                                                  printable + R"("}})"),
-                                kWhat);
+    auto ok = parse_credentials(
+            make(200, R"({"lease_id":"l","lease_duration":60,"data":{"username":"u","password":")" +
+                              printable + R"("}})"),
+            kWhat);
     ASSERT_TRUE(ok.ok()) << ok.error().message;
     EXPECT_TRUE(ok.value().password.equals(R"(!#$%&'()*+,-./:;<=>?@[]^_`{|}~ "\)"));
 }

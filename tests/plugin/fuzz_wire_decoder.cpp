@@ -20,7 +20,9 @@ struct Outcome {
 // Decodes `data` fed in chunks whose sizes come from a generator seeded with `seed`
 // (seed 0: all at once).
 Outcome decode(const std::uint8_t* data, std::size_t size, std::uint32_t seed) {
-    using namespace pgbv::wire;
+    using pgbv::wire::Decoded;
+    using pgbv::wire::encode;
+    using pgbv::wire::FrameDecoder;
     Outcome out;
     FrameDecoder decoder;
     std::size_t off = 0;

@@ -171,8 +171,8 @@ TEST_F(PluginAbiTest, FillsInThePluginApi) {
 
 TEST_F(PluginAbiTest, NoCredentialsBeforeTheController) {
     init_ok();
-    pgbv_credentials out;
-    std::memset(&out, 'x', sizeof out);
+    pgbv_credentials out{};
+    std::memset(&out, 'x', sizeof out);  // the plugin must clear what it reports empty
     EXPECT_EQ(get("app", &out), PGBV_NOT_FOUND);
     EXPECT_STREQ(out.username, "");
     EXPECT_STREQ(out.password, "");

@@ -496,8 +496,10 @@ TEST(Secret, HoldsMovesAndClears) {
     EXPECT_EQ(a.size(), 7u);
     const char* buffer = a.data();
     Secret b = std::move(a);
-    EXPECT_TRUE(a.empty());   // NOLINT(bugprone-use-after-move): moved-from is specified
-    EXPECT_EQ(a.view(), "");  // NOLINT(bugprone-use-after-move)
+    // NOLINTNEXTLINE(bugprone-use-after-move,clang-analyzer-cplusplus.Move): specified state
+    EXPECT_TRUE(a.empty());
+    // NOLINTNEXTLINE(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+    EXPECT_EQ(a.view(), "");
     EXPECT_EQ(b.data(), buffer) << "a move must not copy the bytes";
     Secret c = b.clone();
     EXPECT_EQ(c, b);
