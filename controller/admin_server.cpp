@@ -94,7 +94,7 @@ void AdminServer::on_read(bufferevent* bev, void* ctx) {
             return;
         }
         std::string text(line, len);
-        std::free(line);
+        std::free(line);  // NOLINT(cppcoreguidelines-no-malloc): evbuffer_readln allocates
         std::string error;
         auto request = admin::parse_request(text, &error);
         if (!request) {

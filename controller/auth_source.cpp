@@ -12,7 +12,7 @@
 namespace pgbv::ctl {
 namespace {
 
-constexpr std::size_t kMaxSecretFile = 64 * 1024;
+constexpr std::size_t kMaxSecretFile = std::size_t{64} * 1024;
 
 }  // namespace
 

@@ -99,18 +99,19 @@ private:
 
     void handle_line(std::string_view raw, int line) {
         const std::string text = trim(raw);
+        const std::string_view view = text;
         if (text.empty() || text[0] == '#' || text[0] == ';') return;
         if (text[0] == '[') {
             if (text.back() != ']') fail(at(line), "section header lacks its closing ']'");
-            open_section(trim(std::string_view(text).substr(1, text.size() - 2)), line);
+            open_section(trim(view.substr(1, text.size() - 2)), line);
             return;
         }
         const auto eq = text.find('=');
         if (eq == std::string::npos) {
             fail(at(line), "expected 'key = value' or '[section]', got a line without '='");
         }
-        const std::string key = lower(trim(std::string_view(text).substr(0, eq)));
-        std::string value = trim(std::string_view(text).substr(eq + 1));
+        const std::string key = lower(trim(view.substr(0, eq)));
+        std::string value = trim(view.substr(eq + 1));
         if (key.empty()) fail(at(line), "missing key before '='");
         if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
             value.back() == value.front()) {
@@ -187,12 +188,12 @@ private:
     // Checks now that a file the controller will need can be read.
     std::string readable_file(const std::string& key, const std::string& value,
                               const std::string& where) const {
-        const std::string p = resolve(value);
+        std::string p = resolve(value);
         const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             fail(where, key + " '" + p + "': cannot read it: " + std::strerror(errno));
         }
-        struct stat st;
+        struct stat st {};
         const bool dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
         ::close(fd);
         if (dir) fail(where, key + " '" + p + "' is a directory, expected a file");
@@ -201,8 +202,8 @@ private:
 
     std::string readable_dir(const std::string& key, const std::string& value,
                              const std::string& where) const {
-        const std::string p = resolve(value);
-        struct stat st;
+        std::string p = resolve(value);
+        struct stat st {};
         if (::stat(p.c_str(), &st) != 0) {
             fail(where, key + " '" + p + "': cannot read it: " + std::strerror(errno));
         }
@@ -328,7 +329,7 @@ private:
     }
 
     std::string socket_path(const std::string& key, const std::string& value, int line) const {
-        const std::string p = resolve(value);
+        std::string p = resolve(value);
         if (p.size() >= 108) {
             fail(at(line),
                  key + " '" + p + "' is longer than a Unix socket path may be (107 bytes)");
@@ -338,7 +339,7 @@ private:
 
     gid_t group_id(const std::string& value, int line) const {
         if (all_digits(value)) return static_cast<gid_t>(std::stoul(value));
-        struct group gr;
+        struct group gr {};
         struct group* found = nullptr;
         char buf[4096];
         if (getgrnam_r(value.c_str(), &gr, buf, sizeof buf, &found) != 0 || found == nullptr) {
@@ -359,7 +360,7 @@ private:
                     uids.push_back(static_cast<uid_t>(std::stoul(word)));
                     continue;
                 }
-                struct passwd pw;
+                struct passwd pw {};
                 struct passwd* found = nullptr;
                 char buf[4096];
                 if (getpwnam_r(word.c_str(), &pw, buf, sizeof buf, &found) != 0 || !found) {

@@ -385,7 +385,7 @@ void CredentialSet::revoke(Retired& old) {
                                    });
 }
 
-void CredentialSet::on_revoked(std::uint64_t number, Result<NoContent> r) {
+void CredentialSet::on_revoked(std::uint64_t number, const Result<NoContent>& r) {
     auto it = retired_.find(number);
     if (it == retired_.end()) return;
     Retired& old = it->second;

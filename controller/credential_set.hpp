@@ -83,7 +83,8 @@ public:
     void on_client_closed(ClientId client);
 
     // The current credentials for a plugin's snapshot (nullopt if none yet); `client`
-    // becomes one of the holders whose DRAINED the set will wait for.
+    // becomes one of the holders whose DRAINED the set will wait for (0: nobody, plugin
+    // ids start at 1).
     std::optional<wire::Credentials> snapshot_for(ClientId client);
 
     // Fetches new credentials now (admin request).
@@ -133,7 +134,7 @@ private:
     void revoke(Retired& old);
     void on_fetched(Result<DbCredentials> result, std::uint64_t token_id, const char* reason);
     void on_renewed(Result<LeaseRenewal> result);
-    void on_revoked(std::uint64_t number, Result<NoContent> result);
+    void on_revoked(std::uint64_t number, const Result<NoContent>& result);
     void failed(const VaultError& error, std::uint64_t token_id);
     void publish_current();
     void arm(MonoTime now);

@@ -97,6 +97,9 @@ public:
         set(CURLOPT_USERAGENT, options.user_agent.c_str());
         set(CURLOPT_WRITEFUNCTION, &Call::on_body);
         set(CURLOPT_WRITEDATA, static_cast<void*>(this));
+        // Refuses at once a body whose announced length is over the limit; the write
+        // callback catches the rest (chunked or lying bodies).
+        set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_body));
         set(CURLOPT_SSL_VERIFYPEER, 1L);
         set(CURLOPT_SSL_VERIFYHOST, 2L);
         if (!options.ca_file.empty()) set(CURLOPT_CAINFO, options.ca_file.c_str());
@@ -194,7 +197,7 @@ private:
     }
 
     std::string describe(CURLcode rc) const {
-        if (too_big_) {
+        if (too_big_ || rc == CURLE_FILESIZE_EXCEEDED) {
             const std::size_t limit = owner_ ? owner_->options_.max_body : 0;
             return "the response body is larger than the limit of " + std::to_string(limit) +
                    " bytes";
@@ -215,7 +218,7 @@ private:
     bool failed_header_ = false;
     WipedBuffer body_;
     bool too_big_ = false;
-    char errbuf_[CURL_ERROR_SIZE];
+    char errbuf_[CURL_ERROR_SIZE] = {};
     std::string setup_error_;
     UniqueEvent deferred_;
 };
@@ -292,7 +295,7 @@ int CurlTransport::on_timer(CURLM*, long timeout_ms, void* self) {
     }
     // Even a 0 ms timeout goes through the loop: libcurl must not be re-entered from
     // inside its own callback.
-    struct timeval tv;
+    struct timeval tv {};
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
     evtimer_add(t->timer_.get(), &tv);

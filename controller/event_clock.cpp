@@ -22,7 +22,7 @@ public:
         auto wait = when - std::chrono::steady_clock::now();
         if (wait < wait.zero()) wait = wait.zero();
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
-        struct timeval tv;
+        struct timeval tv {};
         tv.tv_sec = static_cast<time_t>(us / 1000000);
         tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
         evtimer_add(ev_.get(), &tv);

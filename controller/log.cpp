@@ -40,9 +40,9 @@ void vwrite(Level level, const char* fmt, va_list ap) {
         g_sink(level, text);
         return;
     }
-    struct timeval tv;
+    struct timeval tv {};
     gettimeofday(&tv, nullptr);
-    struct tm tm;
+    struct tm tm {};
     gmtime_r(&tv.tv_sec, &tm);
     char stamp[64];
     strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
@@ -119,26 +119,36 @@ bool same_error(std::string_view a, std::string_view b) {
     return strip(a) == strip(b);
 }
 
-#define PGBV_LOG_FORWARD(level) \
-    va_list ap;                 \
-    va_start(ap, fmt);          \
-    vwrite(level, fmt, ap);     \
-    va_end(ap)
-
+// Each entry point starts its own va_list: no macro hides where it begins and ends.
 void write(Level level, const char* fmt, ...) {
-    PGBV_LOG_FORWARD(level);
+    va_list ap;
+    va_start(ap, fmt);
+    vwrite(level, fmt, ap);
+    va_end(ap);
 }
 void error(const char* fmt, ...) {
-    PGBV_LOG_FORWARD(Level::kError);
+    va_list ap;
+    va_start(ap, fmt);
+    vwrite(Level::kError, fmt, ap);
+    va_end(ap);
 }
 void warning(const char* fmt, ...) {
-    PGBV_LOG_FORWARD(Level::kWarning);
+    va_list ap;
+    va_start(ap, fmt);
+    vwrite(Level::kWarning, fmt, ap);
+    va_end(ap);
 }
 void info(const char* fmt, ...) {
-    PGBV_LOG_FORWARD(Level::kInfo);
+    va_list ap;
+    va_start(ap, fmt);
+    vwrite(Level::kInfo, fmt, ap);
+    va_end(ap);
 }
 void debug(const char* fmt, ...) {
-    PGBV_LOG_FORWARD(Level::kDebug);
+    va_list ap;
+    va_start(ap, fmt);
+    vwrite(Level::kDebug, fmt, ap);
+    va_end(ap);
 }
 
 }  // namespace pgbv::ctl::log

@@ -29,10 +29,8 @@
 #include "controller/version.hpp"
 #include "controller/wiping_memory.hpp"
 
+namespace pgbv::ctl {
 namespace {
-
-using namespace pgbv::ctl;
-using pgbv::Secret;
 
 void usage(FILE* out) {
     std::fprintf(out,
@@ -74,7 +72,7 @@ void on_stop_signal(evutil_socket_t signo, short, void* arg) {
               strsignal(static_cast<int>(signo)));
     if (d->plugins != nullptr) d->plugins->shutdown();
     // Time for the shutdown ERROR frames to reach the plugins.
-    const timeval grace = {0, 500 * 1000};
+    const timeval grace = {0, 500000};
     event_base_loopexit(d->base, &grace);
 }
 
@@ -163,9 +161,7 @@ int run(const Config& config, Secret env_token) {
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_main(int argc, char** argv) {
     harden_process();
     std::string error;
     if (!install_wiping_allocators(&error)) {
@@ -204,7 +200,7 @@ int main(int argc, char** argv) {
     }
     // Out of the environment before anything else runs: no child and no /proc reader
     // may see it.
-    pgbv::Secret env_token = AuthSource::take_env_token();
+    Secret env_token = AuthSource::take_env_token();
     const bool have_env_token = !env_token.empty();
     const Getenv getenv = [have_env_token](const char* name) -> const char* {
         if (std::strcmp(name, "VAULT_TOKEN") == 0) return have_env_token ? "(set)" : nullptr;
@@ -229,4 +225,11 @@ int main(int argc, char** argv) {
         log::error("fatal: %s", e.what());
         return 1;
     }
+}
+
+}  // namespace
+}  // namespace pgbv::ctl
+
+int main(int argc, char** argv) {
+    return pgbv::ctl::run_main(argc, argv);
 }

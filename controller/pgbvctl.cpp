@@ -16,9 +16,8 @@
 #include "controller/config.hpp"
 #include "controller/unix_socket.hpp"
 
+namespace pgbv::ctl {
 namespace {
-
-using namespace pgbv::ctl;
 
 constexpr int kExitHealthy = 0;
 constexpr int kExitUnhealthy = 1;
@@ -52,7 +51,7 @@ std::string span(std::int64_t seconds) {
     } else if (seconds < 3600) {
         std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(seconds / 60),
                       static_cast<long long>(seconds % 60));
-    } else if (seconds < 86400 * 2) {
+    } else if (seconds < std::int64_t{2} * 86400) {
         std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(seconds / 3600),
                       static_cast<long long>(seconds % 3600 / 60));
     } else {
@@ -158,9 +157,7 @@ bool read_line(int fd, std::string* line, std::string* error) {
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_main(int argc, char** argv) {
     std::string socket_path;
     std::string config_path;
     bool json = false;
@@ -262,4 +259,11 @@ int main(int argc, char** argv) {
     if (s.health == "ok") return kExitHealthy;
     if (s.health == "degraded" && !strict) return kExitHealthy;
     return kExitUnhealthy;
+}
+
+}  // namespace
+}  // namespace pgbv::ctl
+
+int main(int argc, char** argv) {
+    return pgbv::ctl::run_main(argc, argv);
 }

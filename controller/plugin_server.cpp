@@ -23,7 +23,7 @@ constexpr int kFlushTimeoutSeconds = 5;
 constexpr int kAcceptPauseSeconds = 1;
 
 timeval to_timeval(Duration d) {
-    timeval tv;
+    timeval tv{};
     tv.tv_sec = static_cast<time_t>(d.count() / 1000);
     tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
     return tv;

@@ -285,7 +285,7 @@ void TokenKeeper::renew(MonoTime) {
     });
 }
 
-void TokenKeeper::on_renewed(Result<AuthInfo> r) {
+void TokenKeeper::on_renewed(const Result<AuthInfo>& r) {
     const MonoTime now = clock_.now();
     if (!r.ok()) {
         const VaultError& e = r.error();

@@ -68,7 +68,7 @@ private:
     // `ttl` nullopt: the token never expires.
     void adopt(Secret token, std::optional<Duration> ttl, bool renewable, Duration increment,
                const char* how);
-    void on_renewed(Result<AuthInfo> result);
+    void on_renewed(const Result<AuthInfo>& result);
     void failed(const std::string& error, bool token_dead);
     void succeeded();
     std::optional<MonoTime> relogin_time() const;

@@ -32,7 +32,7 @@ std::string errno_text(const std::string& what, const std::string& path) {
 
 // Removes a socket file nobody listens on any more; refuses anything else.
 bool clear_stale(const std::string& path, const sockaddr_un& addr, std::string* error) {
-    struct stat st;
+    struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
         if (errno == ENOENT) return true;
         *error = errno_text("cannot inspect", path);
@@ -60,7 +60,7 @@ bool clear_stale(const std::string& path, const sockaddr_un& addr, std::string* 
 
 std::optional<UnixListener> UnixListener::open(const std::string& path, mode_t mode,
                                                std::optional<gid_t> group, std::string* error) {
-    sockaddr_un addr;
+    sockaddr_un addr{};
     if (!make_address(path, &addr, error)) return std::nullopt;
     if (!clear_stale(path, addr, error)) return std::nullopt;
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -78,7 +78,7 @@ std::optional<UnixListener> UnixListener::open(const std::string& path, mode_t m
         *error = errno_text("cannot bind", path);
         return std::nullopt;
     }
-    struct stat st;
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         *error = errno_text("cannot inspect", path);
         ::unlink(path.c_str());
@@ -105,19 +105,19 @@ std::optional<UnixListener> UnixListener::open(const std::string& path, mode_t m
 UnixListener::~UnixListener() {
     if (!fd_.valid()) return;
     // Only our own file: a successor may already have replaced it.
-    struct stat st;
+    struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
 }
 
 std::optional<uid_t> peer_uid(int fd) {
-    struct ucred cred;
+    struct ucred cred {};
     socklen_t len = sizeof cred;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return std::nullopt;
     return cred.uid;
 }
 
 UniqueFd connect_unix(const std::string& path, std::string* error) {
-    sockaddr_un addr;
+    sockaddr_un addr{};
     if (!make_address(path, &addr, error)) return UniqueFd();
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd.valid()) {

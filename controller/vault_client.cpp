@@ -16,7 +16,7 @@ Secret body_of(const json::Ptr& value) {
     if (text == nullptr) return Secret();
     Secret body(text);
     secure_wipe(text, std::strlen(text));
-    std::free(text);
+    std::free(text);  // NOLINT(cppcoreguidelines-no-malloc): json_dumps allocates
     return body;
 }
 

@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::size_t kMaxErrorText = 300;
 
-VaultError make_error(VaultError::Kind kind, long status, std::string message) {
+VaultError make_error(VaultError::Kind kind, long status, const std::string& message) {
     VaultError e;
     e.kind = kind;
     e.status = status;
@@ -116,13 +116,12 @@ std::optional<VaultError> error_of(const HttpResponse& r, const std::string& wha
     K kind;
     if (refusal) {
         kind = K::kRejected;
-    } else if (r.status == 429 || r.status >= 500 || r.status < 200) {
-        kind = K::kUnavailable;
     } else if (r.status == 403) {
         kind = K::kDenied;
-    } else if (r.status >= 300 && r.status < 400) {
+    } else if (r.status == 429 || r.status >= 500 || r.status < 400) {
+        // Throttled, failing, sealed, standby; or a redirect beyond those we follow.
         kind = K::kUnavailable;
-        detail += " (redirect not followed)";
+        if (r.status >= 300 && r.status < 400) detail += " (redirect not followed)";
     } else {
         kind = K::kRejected;
     }

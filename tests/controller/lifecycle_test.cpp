@@ -512,6 +512,27 @@ std::vector<std::string> schedule_for(std::uint64_t seed, const Config& config) 
     return out;
 }
 
+TEST(VaultClientHeaders, NamespaceAndRequestHeaderOnEveryCall) {
+    FakeClock clock;
+    FakeVault vault(clock);
+    VaultClient client(vault, clock, VaultClient::Options{FakeVault::kAddress, "team-a", 5s});
+    const Secret token(vault.issue_token(60s, 60s, true));
+    auto a = client.lookup_self(token, [](Result<TokenInfo>) {});
+    auto b = client.read_credentials(token, "database", "app", [](Result<DbCredentials>) {});
+    auto c = client.login_approle("approle", Secret("r"), Secret("s"), [](Result<AuthInfo>) {});
+    clock.settle();
+    ASSERT_EQ(vault.requests.size(), 3u);
+    for (const auto& r : vault.requests) {
+        EXPECT_NE(std::find(r.headers.begin(), r.headers.end(), "X-Vault-Namespace: team-a"),
+                  r.headers.end());
+        EXPECT_NE(std::find(r.headers.begin(), r.headers.end(), "X-Vault-Request: true"),
+                  r.headers.end());
+    }
+    EXPECT_EQ(vault.requests[0].token, std::string(token.view()));
+    EXPECT_TRUE(vault.requests[2].token.empty());  // a login carries no token
+    EXPECT_EQ(vault.requests[2].body, R"({"role_id":"r","secret_id":"s"})");
+}
+
 TEST_F(Lifecycle, SameSeedSameSchedule) {
     const auto a = schedule_for(7, config);
     EXPECT_GT(a.size(), 50u);

@@ -1,4 +1,4 @@
-// Collects the controller's log lines during a test (and echoes them with --verbose).
+// Collects the controller's log lines during a test (echoed to stderr when PGBV_TEST_LOG is set).
 
 #ifndef PGBV_TESTS_CONTROLLER_LOG_CAPTURE_HPP
 #define PGBV_TESTS_CONTROLLER_LOG_CAPTURE_HPP

@@ -9,7 +9,9 @@ secrets engine per tenant with one dynamic role, a policy per tenant, one AppRol
 all of them. The controller logs in with AppRole (role_id and secret_id from files); the
 application side holds no database password anywhere.
 
-Fixtures for test modules (import them by name): `vault_target`, `chain`.
+Fixtures: `chain` (a Chain to add tenants to and start) and what it needs from this module,
+`vault_target`, `controller_bins` and `pg_admin_password`. A test module imports all four by
+name (pytest finds fixtures in the module's namespace); the rest come from conftest.py.
 """
 
 from __future__ import annotations
@@ -524,11 +526,11 @@ def chain(request, pg: PostgresCluster, pg_bindir: Path, pgbouncer_bin: Path, pl
     problems = ch.close()
     rep = getattr(request.node, "rep_call", None)
     if rep is None or rep.failed or problems:
-        if ch.controller is not None:
-            print(f"--- {ch.controller.config_path}:\n"
-                  f"{ch.controller.config_path.read_text() if ch.controller.config_path.exists() else ''}")
-            print(f"--- {ch.controller.log_path} (last 15000 chars):\n"
-                  f"{ch.controller.log_text()[-15000:]}")
+        ctl = ch.controller
+        if ctl is not None:
+            config = ctl.config_path.read_text() if ctl.config_path.exists() else ""
+            print(f"--- {ctl.config_path}:\n{config}")
+            print(f"--- {ctl.log_path} (last 15000 chars):\n{ctl.log_text()[-15000:]}")
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 

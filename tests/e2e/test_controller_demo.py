@@ -3,7 +3,8 @@ for the controller, and nothing on the application's side holds a database passw
 
 import psycopg
 
-from chain import VAULT_ROLE_PREFIX, chain, controller_bins, pg_admin_password, vault_target  # noqa: F401
+from chain import (VAULT_ROLE_PREFIX, chain, controller_bins, pg_admin_password,  # noqa: F401
+                   vault_target)
 from pgbouncer_process import CLIENT_USER
 
 
