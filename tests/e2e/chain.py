@@ -426,7 +426,12 @@ class Chain:
             logs[f"vault double ({p.name})"] = p
         return logs
 
-    def controller_problems(self) -> list[str]:
+    # -----------------------------------------------------------------------------------------
+    # Tear-down.
+
+    def stop_controller(self) -> list[str]:
+        """Stops the controller; returns why it looked unwell: it had died on its own, or a
+        sanitizer spoke in its log (also at exit, hence after stopping)."""
         ctl = self.controller
         if ctl is None or ctl.process is None:
             return []
@@ -434,22 +439,18 @@ class Chain:
         if not ctl.process.stopped_by_us and not ctl.process.alive():
             problems.append(f"pgbv-controller exited by itself with status "
                             f"{ctl.process.returncode()}")
+        ctl.stop()
         hits = sorted({m.group(0) for m in _SANITIZER_RE.finditer(ctl.log_text())})
         if hits:
             problems.append(f"pgbv-controller's log reports {', '.join(hits)}")
         return problems
-
-    # -----------------------------------------------------------------------------------------
-    # Tear-down.
 
     def close(self) -> list[str]:
         """Stops everything (PgBouncer, controller), removes this chain's Vault set-up (which
         revokes its leases, dropping their roles), and returns health problems seen."""
         if self.bouncer is not None:
             self.bouncer.stop()
-        problems = self.controller_problems()
-        if self.controller is not None:
-            self.controller.stop()
+        problems = self.stop_controller()
         c = self.vault.client
         if self._vault_configured or self._mounted:
             for mount in self._mounted:
