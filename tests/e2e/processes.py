@@ -104,8 +104,9 @@ def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def client_env(**extra: str) -> dict[str, str]:
-    """The environment for clients: no PG* variable, so nothing supplies a password."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    """The environment for clients: no PG* variable, so nothing supplies a password, and no
+    VAULT_* variable, so a real Vault's token never reaches PgBouncer or a client."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "VAULT_"))}
     env.update({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PGCONNECT_TIMEOUT": "10"})
     env.update(extra)
     return env
