@@ -38,6 +38,36 @@ std::string_view strip_newline(std::string_view line) {
     return line;
 }
 
+json_t* health_to_json(const VaultHealthStatus& h) {
+    json_t* j = json_object();
+    put_bool(j, "enabled", h.enabled);
+    put(j, "state", h.state);
+    put(j, "code", static_cast<std::int64_t>(h.code));
+    put_bool(j, "initialized", h.initialized);
+    put_bool(j, "sealed", h.sealed);
+    put_bool(j, "standby", h.standby);
+    put(j, "version", h.version);
+    put(j, "cluster_name", h.cluster_name);
+    put(j, "checked_at", h.checked_at);
+    put(j, "error", h.error);
+    return j;
+}
+
+VaultHealthStatus health_from_json(const json_t* j) {
+    VaultHealthStatus h;
+    h.enabled = get_bool(j, "enabled");
+    h.state = get_str(j, "state");
+    h.code = static_cast<long>(get_int(j, "code", 0));
+    h.initialized = get_bool(j, "initialized");
+    h.sealed = get_bool(j, "sealed");
+    h.standby = get_bool(j, "standby");
+    h.version = get_str(j, "version");
+    h.cluster_name = get_str(j, "cluster_name");
+    h.checked_at = get_int(j, "checked_at", 0);
+    h.error = get_str(j, "error");
+    return h;
+}
+
 json::Ptr status_to_json(const Status& s) {
     json::Ptr o = json::own(json_object());
     put(o.get(), "health", s.health);
@@ -48,6 +78,7 @@ json::Ptr status_to_json(const Status& s) {
     put(vault, "address", s.vault_address);
     put(vault, "state", s.vault_state);
     put(vault, "error", s.vault_error);
+    json_object_set_new(vault, "health", health_to_json(s.vault_health));
     json_object_set_new(o.get(), "vault", vault);
     json_t* token = json_object();
     put(token, "state", s.token.state);
@@ -58,6 +89,9 @@ json::Ptr status_to_json(const Status& s) {
     put_bool(token, "max_ttl_reached", s.token.max_ttl_reached);
     put(token, "logins", static_cast<std::int64_t>(s.token.logins));
     put(token, "error", s.token.last_error);
+    put(token, "auth_path", s.token.auth_path);
+    put(token, "role", s.token.role);
+    put_bool(token, "batch", s.token.batch);
     json_object_set_new(o.get(), "token", token);
     put(o.get(), "plugin_clients", static_cast<std::int64_t>(s.plugin_clients));
     json_t* sets = json_array();
@@ -65,6 +99,8 @@ json::Ptr status_to_json(const Status& s) {
         json_t* j = json_object();
         put(j, "name", set.name);
         put(j, "state", set.state);
+        put(j, "kind", set.kind);
+        put(j, "source", set.source);
         put(j, "mount", set.mount);
         put(j, "role", set.role);
         put(j, "username", set.username);
@@ -97,6 +133,7 @@ std::optional<Status> status_from_json(const json_t* o, std::string* error) {
     s.vault_address = get_str(vault, "address");
     s.vault_state = get_str(vault, "state");
     s.vault_error = get_str(vault, "error");
+    s.vault_health = health_from_json(json::object(vault, "health"));
     const json_t* token = json::object(o, "token");
     s.token.state = get_str(token, "state");
     s.token.method = get_str(token, "method");
@@ -106,6 +143,9 @@ std::optional<Status> status_from_json(const json_t* o, std::string* error) {
     s.token.max_ttl_reached = get_bool(token, "max_ttl_reached");
     s.token.logins = static_cast<std::uint64_t>(get_int(token, "logins", 0));
     s.token.last_error = get_str(token, "error");
+    s.token.auth_path = get_str(token, "auth_path");
+    s.token.role = get_str(token, "role");
+    s.token.batch = get_bool(token, "batch");
     s.plugin_clients = static_cast<std::uint32_t>(get_int(o, "plugin_clients", 0));
     const json_t* sets = json::array(o, "sets");
     size_t i;
@@ -114,6 +154,8 @@ std::optional<Status> status_from_json(const json_t* o, std::string* error) {
         SetStatus set;
         set.name = get_str(j, "name");
         set.state = get_str(j, "state");
+        set.kind = get_str(j, "kind");
+        set.source = get_str(j, "source");
         set.mount = get_str(j, "mount");
         set.role = get_str(j, "role");
         set.username = get_str(j, "username");

@@ -17,11 +17,17 @@
 // (0 = none); TTLs: seconds (-1 = unknown/none).
 //
 //   {"health":"ok|degraded|failing","version":"0.1.0","now":..,"uptime":..,
-//    "vault":{"address":..,"state":"unknown|reachable|unreachable","error":..},
+//    "vault":{"address":..,"state":"unknown|reachable|unreachable","error":..,
+//             "health":{"enabled":bool,"state":"off|unknown|active|standby|perf_standby|
+//                       sealed|uninitialized|dr_secondary","code":..,"initialized":bool,
+//                       "sealed":bool,"standby":bool,"version":..,"cluster_name":..,
+//                       "checked_at":..,"error":..}},
 //    "token":{"state":..,"method":..,"ttl":..,"expires":bool,"renewable":bool,
-//             "max_ttl_reached":bool,"logins":..,"error":..},
+//             "max_ttl_reached":bool,"logins":..,"error":..,"auth_path":..,"role":..,
+//             "batch":bool},
 //    "plugin_clients":..,
-//    "sets":[{"name":..,"state":..,"mount":..,"role":..,"username":..,"generation":..,
+//    "sets":[{"name":..,"state":..,"kind":"dynamic|static|kv","source":..,"mount":..,
+//             "role":..,"username":..,"generation":..,
 //             "lease_id":..,"lease_ttl":..,"renewable":bool,"max_ttl_reached":bool,
 //             "deadline":..,"rotate_at":..,"draining":..,"error":..}, ...]}
 

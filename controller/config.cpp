@@ -169,6 +169,7 @@ private:
             section_ = Section::kSet;
             config_.sets.emplace_back().name = set;
             set_lines_.push_back(line);
+            set_key_lines_.emplace_back();
         } else {
             fail(at(line),
                  "unknown section [" + name + "]; expected [vault], [controller] or [set.<name>]");
@@ -222,6 +223,13 @@ private:
         return *d;
     }
 
+    bool boolean(const std::string& key, const std::string& value, int line) const {
+        const std::string v = lower(value);
+        if (v == "true" || v == "yes" || v == "on" || v == "1") return true;
+        if (v == "false" || v == "no" || v == "off" || v == "0") return false;
+        fail(at(line), key + " '" + value + "' must be true or false");
+    }
+
     void vault_key(const std::string& key, const std::string& value, int line) {
         VaultSettings& v = config_.vault;
         if (key == "address") {
@@ -243,9 +251,16 @@ private:
                 v.auth_method = AuthMethod::kToken;
             } else if (value == "approle") {
                 v.auth_method = AuthMethod::kAppRole;
+            } else if (value == "kubernetes") {
+                v.auth_method = AuthMethod::kKubernetes;
+            } else if (value == "jwt") {
+                v.auth_method = AuthMethod::kJwt;
+            } else if (value == "cert") {
+                v.auth_method = AuthMethod::kCert;
             } else {
-                fail(at(line),
-                     "auth_method '" + value + "' is not supported; use token or approle");
+                fail(at(line), "auth_method '" + value +
+                                       "' is not supported; use token, approle, kubernetes, "
+                                       "jwt or cert");
             }
             auth_line_ = line;
         } else if (key == "token_file") {
@@ -254,13 +269,45 @@ private:
             v.role_id_file = readable_file(key, value, at(line));
         } else if (key == "secret_id_file") {
             v.secret_id_file = readable_file(key, value, at(line));
-        } else if (key == "approle_mount") {
+        } else if (key == "approle_mount" || key == "auth_mount") {
             if (!valid_mount(value)) {
-                fail(at(line), "approle_mount '" + value +
-                                       "' is not a valid mount path ([A-Za-z0-9_.-] segments "
-                                       "separated by '/')");
+                fail(at(line), key + " '" + value +
+                                       "' is not a valid mount path without \"auth/\" "
+                                       "([A-Za-z0-9_.-] segments separated by '/')");
             }
-            v.approle_mount = value;
+            if (mount_line_ != 0) {
+                fail(at(line), key + " repeats the mount set at line " +
+                                       std::to_string(mount_line_) +
+                                       " (approle_mount is the old name of auth_mount); keep one");
+            }
+            mount_line_ = line;
+            mount_key_ = key;
+            v.auth_mount = value;
+        } else if (key == "auth_role") {
+            if (!valid_role(value)) {
+                fail(at(line), "auth_role '" + value + "' must be characters of [A-Za-z0-9_.-]");
+            }
+            v.auth_role = value;
+            role_line_ = line;
+        } else if (key == "jwt_file") {
+            v.jwt_file = readable_file(key, value, at(line));
+            jwt_line_ = line;
+        } else if (key == "secret_id_wrapped") {
+            v.secret_id_wrapped = boolean(key, value, line);
+        } else if (key == "client_cert") {
+            v.client_cert = readable_file(key, value, at(line));
+        } else if (key == "client_key") {
+            v.client_key = readable_file(key, value, at(line));
+        } else if (key == "tls_server_name") {
+            if (value.find_first_of(" \t/:@[]") != std::string::npos) {
+                fail(at(line), "tls_server_name '" + value +
+                                       "' must be a host name (no port, scheme or path)");
+            }
+            v.tls_server_name = value;
+        } else if (key == "tls_skip_verify") {
+            v.tls_skip_verify = boolean(key, value, line);
+        } else if (key == "health_interval") {
+            v.health_interval = duration(key, value, line, true);
         } else if (key == "request_timeout") {
             v.request_timeout = duration(key, value, line, false);
         } else if (key == "retry_min") {
@@ -309,7 +356,36 @@ private:
 
     void set_key(const std::string& key, const std::string& value, int line) {
         SetSettings& s = config_.sets.back();
-        if (key == "mount") {
+        // Which keys fit which kind is checked once the whole section is read (check_set),
+        // since kind may come after them.
+        set_key_lines_.back()[key] = line;
+        if (key == "kind") {
+            const std::string k = lower(value);
+            if (k == "dynamic") {
+                s.kind = SecretKind::kDynamic;
+            } else if (k == "static") {
+                s.kind = SecretKind::kStatic;
+            } else if (k == "kv") {
+                s.kind = SecretKind::kKv;
+            } else {
+                fail(at(line), "kind '" + value +
+                                       "' must be dynamic (database dynamic role), static "
+                                       "(database static role) or kv (KV version 2 secret)");
+            }
+        } else if (key == "path") {
+            if (!valid_mount(value)) {
+                fail(at(line), "path '" + value +
+                                       "' is not a valid secret path ([A-Za-z0-9_.-] segments "
+                                       "separated by '/', without the mount or 'data/')");
+            }
+            s.path = value;
+        } else if (key == "username_field") {
+            s.username_field = value;
+        } else if (key == "password_field") {
+            s.password_field = value;
+        } else if (key == "refresh_interval") {
+            s.refresh_interval = duration(key, value, line, false);
+        } else if (key == "mount") {
             if (!valid_mount(value)) {
                 fail(at(line), "mount '" + value +
                                        "' is not a valid mount path ([A-Za-z0-9_.-] segments "
@@ -395,8 +471,96 @@ private:
         if (const char* ca = env("VAULT_CAPATH"))
             v.ca_path = readable_dir("directory", ca, "VAULT_CAPATH");
         if (const char* ns = env("VAULT_NAMESPACE")) v.name_space = ns;
+        if (const char* f = env("VAULT_CLIENT_CERT"))
+            v.client_cert = readable_file("file", f, "VAULT_CLIENT_CERT");
+        if (const char* f = env("VAULT_CLIENT_KEY"))
+            v.client_key = readable_file("file", f, "VAULT_CLIENT_KEY");
+        if (const char* name = env("VAULT_TLS_SERVER_NAME")) v.tls_server_name = name;
+        if (const char* skip = env("VAULT_SKIP_VERIFY")) {
+            const std::string s = lower(skip);
+            if (s == "true" || s == "1" || s == "yes" || s == "on") {
+                v.tls_skip_verify = true;
+            } else if (s == "false" || s == "0" || s == "no" || s == "off") {
+                v.tls_skip_verify = false;
+            } else {
+                fail("VAULT_SKIP_VERIFY", std::string("'") + skip + "' must be true or false");
+            }
+        }
         if (v.auth_method == AuthMethod::kToken && env("VAULT_TOKEN") != nullptr) {
             v.token_from_env = true;
+        }
+    }
+
+    // The keys each auth method needs, and those it does not use.
+    void check_auth(const std::string& vault_at, const std::string& auth_at) {
+        VaultSettings& v = config_.vault;
+        const std::string method = auth_method_name(v.auth_method);
+        const bool role_based =
+                v.auth_method == AuthMethod::kKubernetes || v.auth_method == AuthMethod::kJwt;
+        if (mount_key_ == "approle_mount" && v.auth_method != AuthMethod::kAppRole) {
+            fail(at(mount_line_),
+                 "approle_mount is only for auth_method approle; use auth_mount "
+                 "for auth_method " +
+                         method);
+        }
+        if (v.auth_mount.empty()) v.auth_mount = method;
+        if (v.auth_method == AuthMethod::kAppRole) v.approle_mount = v.auth_mount;
+        if (v.auth_method == AuthMethod::kToken && mount_line_ != 0) {
+            fail(at(mount_line_), mount_key_ +
+                                          " is not used by auth_method token: the token is "
+                                          "given, not obtained by a login; remove it");
+        }
+        if (!v.auth_role.empty() && !role_based && v.auth_method != AuthMethod::kCert) {
+            fail(at(role_line_), "auth_role is not used by auth_method " + method +
+                                         (v.auth_method == AuthMethod::kAppRole
+                                                  ? ": the AppRole is chosen by role_id_file"
+                                                  : ": the token is given, not obtained by a "
+                                                    "login") +
+                                         "; remove it");
+        }
+        if (role_based && v.auth_role.empty()) {
+            fail(auth_at, "auth_method " + method +
+                                  " needs auth_role in [vault]: the name of the role in "
+                                  "Vault (auth/" +
+                                  v.auth_mount + "/role/<name>)");
+        }
+        if (!v.jwt_file.empty() && !role_based) {
+            fail(at(jwt_line_), "jwt_file is not used by auth_method " + method + "; remove it");
+        }
+        if (v.auth_method == AuthMethod::kKubernetes && v.jwt_file.empty()) {
+            const std::string path = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+            if (::access(path.c_str(), R_OK) != 0) {
+                fail(auth_at, "auth_method kubernetes reads the pod's service-account token from " +
+                                      path + " (the default jwt_file), which cannot be read: " +
+                                      std::strerror(errno) +
+                                      "; mount the token there (automountServiceAccountToken "
+                                      "or a projected volume) or set jwt_file in [vault]");
+            }
+            v.jwt_file = path;
+        }
+        if (v.auth_method == AuthMethod::kJwt && v.jwt_file.empty()) {
+            fail(auth_at, "auth_method jwt needs jwt_file in [vault]: the file holding the JWT");
+        }
+        if (v.secret_id_wrapped && v.auth_method != AuthMethod::kAppRole) {
+            fail(vault_at, "secret_id_wrapped is only for auth_method approle");
+        }
+        if (v.client_cert.empty() != v.client_key.empty()) {
+            fail(vault_at, v.client_cert.empty()
+                                   ? "client_key is set but client_cert is not: give both "
+                                     "(or VAULT_CLIENT_CERT and VAULT_CLIENT_KEY)"
+                                   : "client_cert is set but client_key is not: give both "
+                                     "(or VAULT_CLIENT_CERT and VAULT_CLIENT_KEY)");
+        }
+        if (v.auth_method == AuthMethod::kCert && v.client_cert.empty()) {
+            fail(auth_at,
+                 "auth_method cert needs client_cert and client_key in [vault] (or "
+                 "VAULT_CLIENT_CERT and VAULT_CLIENT_KEY): the TLS client certificate "
+                 "Vault's cert auth method checks");
+        }
+        if (v.auth_method == AuthMethod::kCert && v.address.rfind("https://", 0) != 0) {
+            fail(vault_at,
+                 "auth_method cert needs an https:// Vault address: the client "
+                 "certificate travels in TLS");
         }
     }
 
@@ -421,7 +585,7 @@ private:
                      "auth_method token needs a token: set token_file in [vault] or "
                      "the VAULT_TOKEN environment variable");
             }
-        } else {
+        } else if (v.auth_method == AuthMethod::kAppRole) {
             if (v.role_id_file.empty()) {
                 fail(auth_at, "auth_method approle needs role_id_file in [vault]");
             }
@@ -429,6 +593,7 @@ private:
                 fail(auth_at, "auth_method approle needs secret_id_file in [vault]");
             }
         }
+        check_auth(vault_at, auth_at);
         if (config_.controller.plugin_socket.empty()) {
             fail(path_,
                  "[controller] plugin_socket is not set: the plugin needs a socket to "
@@ -440,10 +605,56 @@ private:
         if (config_.sets.empty()) {
             fail(path_, "no credential set: add a [set.<name>] section with a role");
         }
-        for (std::size_t i = 0; i < config_.sets.size(); ++i) {
-            if (config_.sets[i].role.empty()) {
-                fail(at(set_lines_[i]), "[set." + config_.sets[i].name + "]: role is not set");
+        for (std::size_t i = 0; i < config_.sets.size(); ++i)
+            check_set(i);
+    }
+
+    // The keys of [set.<name>] against its kind.
+    void check_set(std::size_t i) {
+        SetSettings& s = config_.sets[i];
+        const std::map<std::string, int>& keys = set_key_lines_[i];
+        const std::string where = "[set." + s.name + "]";
+        const std::string kind = secret_kind_name(s.kind);
+        auto refuse = [&](const char* key, const std::string& why) {
+            const auto it = keys.find(key);
+            if (it == keys.end()) return;
+            fail(at(it->second), where + ": " + key + " is not used by kind " + kind + ": " + why);
+        };
+        if (s.kind == SecretKind::kKv) {
+            if (keys.count("mount") == 0) s.mount = "secret";
+            refuse("role", "a KV secret is named by path (read as <mount>/data/<path>)");
+            refuse("rotation_margin",
+                   "a KV secret has no lease; refresh_interval says how often it is re-read");
+            if (s.path.empty()) {
+                fail(at(set_lines_[i]), where + ": kind kv needs path, the secret's path under "
+                                                "the mount (e.g. path = apps/db for "
+                                                "secret/data/apps/db)");
             }
+            if (s.username_field == s.password_field) {
+                fail(at(keys.count("password_field") ? keys.at("password_field") : set_lines_[i]),
+                     where + ": username_field and password_field are both '" + s.username_field +
+                             "'");
+            }
+            return;
+        }
+        refuse("path", "it names a KV secret (kind = kv); a database role is named by role");
+        refuse("username_field", "only a KV secret (kind = kv) has field names");
+        refuse("password_field", "only a KV secret (kind = kv) has field names");
+        if (s.kind == SecretKind::kStatic) {
+            refuse("refresh_interval",
+                   "a static role is read again right after Vault rotates it (from its ttl)");
+            refuse("rotation_margin",
+                   "Vault rotates a static role's password itself; it is read again right "
+                   "after each rotation");
+        } else {
+            refuse("refresh_interval", "a dynamic role's lease is renewed and rotated instead");
+        }
+        if (s.role.empty()) {
+            fail(at(set_lines_[i]),
+                 where + ": role is not set" +
+                         (s.kind == SecretKind::kStatic
+                                  ? " (kind static reads <mount>/static-creds/<role>)"
+                                  : ""));
         }
     }
 
@@ -456,12 +667,45 @@ private:
     std::map<std::string, int> sections_;
     std::map<std::string, int> keys_;  // of the current section
     std::vector<int> set_lines_;
+    std::vector<std::map<std::string, int>> set_key_lines_;  // per set: key -> line
     int vault_line_ = 0;
     int auth_line_ = 0;
+    int mount_line_ = 0;
+    std::string mount_key_;
+    int role_line_ = 0;
+    int jwt_line_ = 0;
     int retry_line_ = 0;
 };
 
 }  // namespace
+
+const char* secret_kind_name(SecretKind kind) {
+    switch (kind) {
+        case SecretKind::kStatic:
+            return "static";
+        case SecretKind::kKv:
+            return "kv";
+        case SecretKind::kDynamic:
+            break;
+    }
+    return "dynamic";
+}
+
+const char* auth_method_name(AuthMethod method) {
+    switch (method) {
+        case AuthMethod::kToken:
+            return "token";
+        case AuthMethod::kAppRole:
+            return "approle";
+        case AuthMethod::kKubernetes:
+            return "kubernetes";
+        case AuthMethod::kJwt:
+            return "jwt";
+        case AuthMethod::kCert:
+            return "cert";
+    }
+    return "token";
+}
 
 std::optional<Duration> parse_duration(std::string_view text) {
     std::size_t i = 0;

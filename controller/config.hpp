@@ -2,7 +2,8 @@
 //
 // Sections: [vault] (how to reach and log in to Vault), [controller] (sockets, logging)
 // and one [set.<name>] per credential set.  Vault's standard environment variables
-// override the file: VAULT_ADDR, VAULT_CACERT, VAULT_CAPATH, VAULT_NAMESPACE, and
+// override the file: VAULT_ADDR, VAULT_CACERT, VAULT_CAPATH, VAULT_NAMESPACE,
+// VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME, VAULT_SKIP_VERIFY, and
 // VAULT_TOKEN (used instead of token_file when auth_method = token).  Every key is
 // documented in controller/CONFIG.md.
 //
@@ -29,7 +30,10 @@
 
 namespace pgbv::ctl {
 
-enum class AuthMethod { kToken, kAppRole };
+enum class AuthMethod { kToken, kAppRole, kKubernetes, kJwt, kCert };
+
+// "token", "approle", "kubernetes", "jwt", "cert": as written in auth_method.
+const char* auth_method_name(AuthMethod method);
 
 struct VaultSettings {
     std::string address;     // "https://host:port", without a trailing slash
@@ -41,7 +45,20 @@ struct VaultSettings {
     bool token_from_env = false;  // VAULT_TOKEN is set and overrides token_file
     std::string role_id_file;     // auth_method approle
     std::string secret_id_file;
+    bool secret_id_wrapped = false;  // secret_id_file holds a response-wrapping token
+    // Mount path of the auth method, without "auth/"; after loading, never empty (the
+    // method's name by default).  `approle_mount` is the old key's name and value, kept
+    // equal to auth_mount for approle ("approle" otherwise).
+    std::string auth_mount;
     std::string approle_mount = "approle";
+    std::string auth_role;  // kubernetes, jwt (required), cert (optional); never approle/token
+    std::string jwt_file;   // kubernetes, jwt: re-read at every login
+    // TLS towards Vault.
+    std::string client_cert;  // PEM; required for cert, allowed for any method
+    std::string client_key;
+    std::string tls_server_name;  // verify Vault's certificate against this name, send as SNI
+    bool tls_skip_verify = false;
+    Duration health_interval = std::chrono::seconds(60);  // 0: no sys/health polling
     Duration request_timeout = std::chrono::seconds(10);
     Duration retry_min = std::chrono::seconds(1);
     Duration retry_max = std::chrono::seconds(30);
@@ -57,11 +74,26 @@ struct ControllerSettings {
     log::Level log_level = log::Level::kInfo;
 };
 
+// Where a set's credentials come from in Vault.
+enum class SecretKind {
+    kDynamic,  // <mount>/creds/<role>: a new user per lease (database dynamic role)
+    kStatic,   // <mount>/static-creds/<role>: one user, password rotated by Vault
+    kKv,       // <mount>/data/<path>: a user and password stored in KV version 2
+};
+
+// "dynamic", "static", "kv".
+const char* secret_kind_name(SecretKind kind);
+
 struct SetSettings {
     std::string name;  // 1-63 of [A-Za-z0-9_.-], as on the wire
-    std::string mount = "database";
-    std::string role;
-    Duration rotation_margin = std::chrono::seconds(60);
+    SecretKind kind = SecretKind::kDynamic;
+    std::string mount = "database";                        // "secret" for kv unless set
+    std::string role;                                      // dynamic, static
+    std::string path;                                      // kv: the secret's path under the mount
+    std::string username_field = "username";               // kv
+    std::string password_field = "password";               // kv
+    Duration refresh_interval = std::chrono::seconds(60);  // kv: re-read interval
+    Duration rotation_margin = std::chrono::seconds(60);   // dynamic
 };
 
 struct Config {

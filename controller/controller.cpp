@@ -12,9 +12,11 @@ namespace pgbv::ctl {
 namespace {
 
 Duration largest_margin(const Config& config) {
+    // Only leases die with the token; static roles and KV secrets do not need the margin.
     Duration m{0};
-    for (const auto& s : config.sets)
-        m = std::max(m, s.rotation_margin);
+    for (const auto& s : config.sets) {
+        if (s.kind == SecretKind::kDynamic) m = std::max(m, s.rotation_margin);
+    }
     return m;
 }
 
@@ -47,9 +49,8 @@ Controller::~Controller() {
 
 void Controller::start() {
     log::info("%s starting: Vault at %s, %s login, %zu credential set%s", kSoftware,
-              config_.vault.address.c_str(),
-              config_.vault.auth_method == AuthMethod::kToken ? "token" : "AppRole", sets_.size(),
-              sets_.size() == 1 ? "" : "s");
+              config_.vault.address.c_str(), auth_method_name(config_.vault.auth_method),
+              sets_.size(), sets_.size() == 1 ? "" : "s");
     keeper_->start();
     for (auto& set : sets_)
         set->start();

@@ -18,6 +18,10 @@ unsigned long long ull(std::uint64_t v) {
     return static_cast<unsigned long long>(v);
 }
 
+// Why a fetch happens; compared by address where the reaction differs.
+constexpr const char* kLoginRefused = "PostgreSQL refused the current ones";
+constexpr const char* kRequested = "a rotation was requested";
+
 const char* state_name(int s) {
     static const char* const kNames[] = {"waiting_for_token", "fetching", "serving",
                                          "rotating",          "degraded", "expired"};
@@ -33,7 +37,8 @@ CredentialSet::CredentialSet(Deps deps, SetSettings settings, Publish publish)
       tokens_(deps.tokens),
       vault_settings_(deps.vault_settings),
       settings_(std::move(settings)),
-      publish_(std::move(publish)) {
+      publish_(std::move(publish)),
+      source_(make_secret_source(settings_)) {
     timer_ = clock_.new_timer([this] { step(); });
 }
 
@@ -53,10 +58,14 @@ void CredentialSet::on_token_update() {
 }
 
 std::optional<MonoTime> CredentialSet::hard_end(const Generation& g) const {
+    // A static role's password or a KV secret does not die with the token that read it.
+    if (!source_->leased()) return std::nullopt;
     return policy::earliest(g.lease_end, tokens_.life_of(g.token_id).end);
 }
 
 std::optional<MonoTime> CredentialSet::deadline(const Generation& g, bool* token_bound) const {
+    *token_bound = false;
+    if (!source_->leased()) return std::nullopt;
     const std::optional<MonoTime> lease_final =
             (g.capped || !g.renewable) ? g.lease_end : std::nullopt;
     const TokenSource::Life life = tokens_.life_of(g.token_id);
@@ -79,6 +88,12 @@ std::optional<MonoTime> CredentialSet::retired_deadline(const Retired& r) const 
 const char* CredentialSet::fetch_reason(MonoTime now, std::uint64_t token_id) const {
     if (!current_) return "first fetch";
     if (forced_ != nullptr) return forced_;
+    if (!source_->leased()) {
+        if (!current_->reread_at || now < *current_->reread_at) return nullptr;
+        if (source_->kind() == SecretKind::kKv) return "refresh_interval has passed";
+        return rotation_wait_since_ ? "Vault's due rotation did not show yet"
+                                    : "Vault has rotated the password (its ttl ended)";
+    }
     if (current_->token_id != token_id) return "the Vault token that fetched them was replaced";
     bool token_bound = false;
     const auto at = rotate_time(*current_, &token_bound);
@@ -131,7 +146,7 @@ void CredentialSet::step() {
 void CredentialSet::step_retired(MonoTime now) {
     if (retired_.empty() || !tokens_.current()) return;
     for (auto& [number, r] : retired_) {
-        if (r.call) continue;
+        if (r.call || r.gen.lease_id.empty()) continue;  // leaseless: nothing to revoke
         const auto dl = retired_deadline(r);
         const bool due = r.drained || (dl && now >= *dl);
         if (due && now >= r.retry_at) revoke(r);
@@ -155,6 +170,7 @@ void CredentialSet::arm(MonoTime now) {
                                            current_->ttl));
             }
             if (current_->renewable && !current_->capped) consider(next_renew_);
+            consider(current_->reread_at);
         }
     } else if (!call_ && failures_ > 0) {
         consider(retry_at_);
@@ -176,25 +192,35 @@ void CredentialSet::arm(MonoTime now) {
 void CredentialSet::fetch(const TokenSource::Current& token, const char* reason) {
     op_ = Op::kFetch;
     const std::uint64_t token_id = token.id;
-    log::debug("set %s: fetching credentials from %s/creds/%s (%s)", name().c_str(),
-               settings_.mount.c_str(), settings_.role.c_str(), reason);
-    call_ = vault_.read_credentials(*token.token, settings_.mount, settings_.role,
-                                    [this, token_id, reason](Result<DbCredentials> r) {
-                                        call_.reset();
-                                        op_ = Op::kNone;
-                                        on_fetched(std::move(r), token_id, reason);
-                                        step();
-                                    });
+    log::debug("set %s: fetching credentials from %s (%s)", name().c_str(), source_->path().c_str(),
+               reason);
+    call_ = source_->fetch(vault_, *token.token,
+                           [this, token_id, reason](Result<SecretSource::Fetched> r) {
+                               call_.reset();
+                               op_ = Op::kNone;
+                               on_fetched(std::move(r), token_id, reason);
+                               step();
+                           });
 }
 
-void CredentialSet::on_fetched(Result<DbCredentials> r, std::uint64_t token_id,
+MonoTime CredentialSet::next_read(const SecretSource::Fetched& read, MonoTime now) const {
+    if (source_->kind() == SecretKind::kKv) return now + settings_.refresh_interval;
+    return policy::static_reread_at(now, read.ttl);
+}
+
+void CredentialSet::on_fetched(Result<SecretSource::Fetched> r, std::uint64_t token_id,
                                const char* reason) {
     if (!r.ok()) {
         failed(r.error(), token_id);
         return;
     }
     const MonoTime now = clock_.now();
-    DbCredentials& c = r.value();
+    SecretSource::Fetched& c = r.value();
+    if (!source_->leased() && current_ && current_->username == c.username &&
+        current_->password.view() == c.password.view()) {
+        on_unchanged(c, reason, now);
+        return;
+    }
     Generation g;
     g.number = ++last_number_;
     g.username = std::move(c.username);
@@ -205,6 +231,14 @@ void CredentialSet::on_fetched(Result<DbCredentials> r, std::uint64_t token_id,
     if (c.ttl > Duration::zero()) g.lease_end = now + c.ttl;
     g.capped = !c.renewable;
     g.token_id = token_id;
+    if (!source_->leased()) {
+        g.lease_end.reset();
+        g.reread_at = next_read(c, now);
+        if (source_->kind() == SecretKind::kStatic) g.vault_rotation = now + c.ttl;
+        g.version = c.version;
+        rotation_wait_since_.reset();
+        rotation_stuck_logged_ = false;
+    }
 
     std::optional<Generation> old = std::move(current_);
     current_ = std::move(g);
@@ -219,6 +253,21 @@ void CredentialSet::on_fetched(Result<DbCredentials> r, std::uint64_t token_id,
     }
     failures_ = 0;
     last_error_.clear();
+    if (!source_->leased()) {
+        if (!old) {
+            log::info("set %s: generation %llu: user %s from %s", name().c_str(),
+                      ull(current_->number), current_->username.c_str(), source_text().c_str());
+        } else {
+            log::info(
+                    "set %s: new generation %llu: user %s from %s because %s; generation %llu "
+                    "(user %s) drains (no lease, nothing to revoke)",
+                    name().c_str(), ull(current_->number), current_->username.c_str(),
+                    source_text().c_str(), reason, ull(old->number), old->username.c_str());
+            retire_leaseless(std::move(*old), reason);
+        }
+        publish_current();
+        return;
+    }
     log::debug("set %s: generation %llu has lease %s", name().c_str(), ull(current_->number),
                current_->lease_id.c_str());
 
@@ -245,6 +294,101 @@ void CredentialSet::on_fetched(Result<DbCredentials> r, std::uint64_t token_id,
     publish_current();
 }
 
+void CredentialSet::on_unchanged(const SecretSource::Fetched& c, const char* reason, MonoTime now) {
+    Generation& g = *current_;
+    // A report that came while this read was in flight may have seen a newer secret than
+    // the read did: it gets its own read.
+    if (forced_ == reason) forced_ = nullptr;
+    if (failures_ > 0) {
+        log::info("set %s: Vault answers again after %d failed attempts", name().c_str(),
+                  failures_);
+    }
+    failures_ = 0;
+    last_error_.clear();
+    if (source_->kind() == SecretKind::kKv) {
+        g.reread_at = next_read(c, now);
+        if (c.version != g.version) {
+            log::info(
+                    "set %s: %s is now version %lld with the same user and password; "
+                    "nothing to push",
+                    name().c_str(), source_->path().c_str(), static_cast<long long>(c.version));
+            g.version = c.version;
+        } else if (reason == kLoginRefused) {
+            log::warning(
+                    "set %s: %s still holds the user and password PostgreSQL refused "
+                    "(version %lld); fix the secret (vault kv put) or the role in PostgreSQL; "
+                    "read again in %llds or on the next refused login",
+                    name().c_str(), source_->path().c_str(), static_cast<long long>(g.version),
+                    secs(settings_.refresh_interval));
+        } else if (reason == kRequested) {
+            log::info("set %s: %s has not changed (version %lld); nothing to push", name().c_str(),
+                      source_->path().c_str(), static_cast<long long>(g.version));
+        }
+        return;
+    }
+    // A static role.
+    g.vault_rotation = now + c.ttl;
+    if (c.ttl > Duration::zero()) {
+        // Vault does not mean to rotate it before ttl: follow Vault.
+        rotation_wait_since_.reset();
+        rotation_stuck_logged_ = false;
+        g.reread_at = next_read(c, now);
+        if (reason == kLoginRefused) {
+            log::warning(
+                    "set %s: PostgreSQL refuses user %s but Vault still reports the same "
+                    "password for %s, next rotation in %llds; check the static role (vault "
+                    "write -f %s/rotate-role/%s rotates it now)",
+                    name().c_str(), g.username.c_str(), source_->path().c_str(), secs(c.ttl),
+                    settings_.mount.c_str(), settings_.role.c_str());
+        } else if (reason == kRequested) {
+            log::info(
+                    "set %s: %s shows the same password (Vault rotates it in %llds; vault "
+                    "write -f %s/rotate-role/%s rotates it now); nothing to push",
+                    name().c_str(), source_->path().c_str(), secs(c.ttl), settings_.mount.c_str(),
+                    settings_.role.c_str());
+        }
+        return;
+    }
+    // Vault's rotation is due but not done yet: read again shortly, for a while.
+    if (!rotation_wait_since_) rotation_wait_since_ = now;
+    if (now - *rotation_wait_since_ < policy::kStaticRotationPollLimit) {
+        g.reread_at = now + policy::kStaticRotationPoll;
+        log::debug("set %s: %s still shows the old password; reading again in %lldms",
+                   name().c_str(), source_->path().c_str(),
+                   static_cast<long long>(policy::kStaticRotationPoll.count()));
+        return;
+    }
+    g.reread_at = now + policy::kStaticRotationFallback;
+    if (!rotation_stuck_logged_) {
+        rotation_stuck_logged_ = true;
+        log::warning(
+                "set %s: Vault's rotation of %s has been due for %llds and still shows the "
+                "old password; reading again every %llds (check Vault's log: it may fail to "
+                "change the password in PostgreSQL)",
+                name().c_str(), source_->path().c_str(),
+                secs(to_duration(now - *rotation_wait_since_)),
+                secs(policy::kStaticRotationFallback));
+    }
+}
+
+void CredentialSet::retire_leaseless(Generation old, const char* reason) {
+    if (old.holders.empty()) return;  // no plugin holds it: nothing to wait for
+    Retired r;
+    r.why = reason;
+    r.reported = true;  // a plugin that closes counts as drained: nothing is left to revoke
+    const std::uint64_t number = old.number;
+    r.gen = std::move(old);
+    retired_.emplace(number, std::move(r));
+}
+
+std::string CredentialSet::source_text() const {
+    std::string text = source_->path();
+    if (source_->kind() == SecretKind::kKv && current_ && current_->version > 0) {
+        text += " v" + std::to_string(current_->version);
+    }
+    return text;
+}
+
 void CredentialSet::publish_current() {
     if (!current_ || !publish_) return;
     auto creds = snapshot_for(0);
@@ -261,7 +405,8 @@ std::optional<wire::Credentials> CredentialSet::snapshot_for(ClientId client) {
     c.generation = current_->number;
     c.username = current_->username;
     c.password = current_->password.clone();
-    const auto end = hard_end(*current_);
+    // A static role's password stops working when Vault rotates it.
+    const auto end = source_->leased() ? hard_end(*current_) : current_->vault_rotation;
     c.expires_at = end ? std::max<std::int64_t>(0, clock_.wall_at(*end)) : 0;
     return c;
 }
@@ -437,8 +582,10 @@ void CredentialSet::on_drained(ClientId client, std::uint64_t generation,
     old.reported = true;
     if (!old.drained && old.gen.holders.empty()) {
         old.drained = true;
-        log::info("set %s: generation %llu (user %s) drained", name().c_str(), ull(generation),
-                  old.gen.username.c_str());
+        log::info("set %s: generation %llu (user %s) drained%s", name().c_str(), ull(generation),
+                  old.gen.username.c_str(),
+                  old.gen.lease_id.empty() ? " (no lease: nothing to revoke)" : "");
+        if (old.gen.lease_id.empty()) retired_.erase(it);
     } else if (!old.drained) {
         log::debug("set %s: generation %llu drained on one plugin, %zu more to go", name().c_str(),
                    ull(generation), old.gen.holders.size());
@@ -477,7 +624,7 @@ void CredentialSet::on_login_failed(ClientId, std::uint64_t generation, std::str
             "set %s: PostgreSQL refused generation %llu (user %s, SQLSTATE %s); fetching "
             "new credentials",
             name().c_str(), ull(generation), current_->username.c_str(), state.c_str());
-    forced_ = "PostgreSQL refused the current ones";
+    forced_ = kLoginRefused;
     if (op_ == Op::kRenew) {
         call_.reset();
         op_ = Op::kNone;
@@ -489,7 +636,8 @@ void CredentialSet::on_login_failed(ClientId, std::uint64_t generation, std::str
 void CredentialSet::on_client_closed(ClientId client) {
     if (current_) current_->holders.erase(client);
     bool changed = false;
-    for (auto& [number, old] : retired_) {
+    for (auto it = retired_.begin(); it != retired_.end();) {
+        auto& [number, old] = *it;
         old.gen.holders.erase(client);
         // The other plugins have drained it; the one that left cannot report any more.
         if (old.reported && !old.drained && old.gen.holders.empty()) {
@@ -498,13 +646,18 @@ void CredentialSet::on_client_closed(ClientId client) {
             log::info("set %s: generation %llu (user %s) drained", name().c_str(), ull(number),
                       old.gen.username.c_str());
         }
+        if (old.drained && old.gen.lease_id.empty()) {
+            it = retired_.erase(it);  // leaseless: nothing to revoke
+        } else {
+            ++it;
+        }
     }
     if (changed) step();
 }
 
 void CredentialSet::rotate_now() {
     log::info("set %s: rotation requested", name().c_str());
-    forced_ = "a rotation was requested";
+    forced_ = kRequested;
     if (op_ == Op::kRenew) {
         call_.reset();
         op_ = Op::kNone;
@@ -548,6 +701,8 @@ SetStatus CredentialSet::status() const {
     s.state = state_name(static_cast<int>(state_));
     s.mount = settings_.mount;
     s.role = settings_.role;
+    s.kind = secret_kind_name(source_->kind());
+    s.source = source_text();
     s.draining = static_cast<std::uint32_t>(retired_.size());
     s.last_error = failures_ > 0 ? last_error_ : std::string();
     if (!current_) return s;
@@ -558,6 +713,11 @@ SetStatus CredentialSet::status() const {
     s.renewable = g.renewable;
     s.max_ttl_reached = g.capped && g.renewable;
     if (g.lease_end) s.lease_ttl = std::max<long long>(0, secs(to_duration(*g.lease_end - now)));
+    if (!source_->leased()) {
+        if (g.vault_rotation) s.deadline = clock_.wall_at(*g.vault_rotation);
+        if (g.reread_at) s.rotate_at = clock_.wall_at(*g.reread_at);
+        return s;
+    }
     bool token_bound = false;
     if (const auto d = deadline(g, &token_bound)) s.deadline = clock_.wall_at(*d);
     if (const auto at = rotate_time(g, &token_bound)) s.rotate_at = clock_.wall_at(*at);

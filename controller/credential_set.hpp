@@ -1,5 +1,7 @@
 // One credential set: the life of its database credentials from Vault, generation by
-// generation.
+// generation.  Where they come from is the set's SecretSource (secret_source.hpp): a
+// dynamic role (a lease per user, everything below), a static role or a KV v2 secret
+// (no lease: see "leaseless" at the end).
 //
 //   fetch     GET <mount>/creds/<role> with the current token: generation N, pushed to
 //             every plugin (the Publish callback).
@@ -16,6 +18,14 @@
 //   failures  Vault errors retry with backoff (bounded by the time left); the current
 //             credentials keep being served meanwhile.  One log line per state change and
 //             per event, not per retry.
+//   leaseless a static role is read again right after Vault's scheduled rotation (its ttl
+//             plus a lag; while the old password still shows, again every second for a
+//             while: lease_policy.hpp), a KV secret every refresh_interval; both also on
+//             LOGIN_FAILED (same limit as above) and on request.  A read that shows the
+//             same user and password changes nothing; different ones make generation N+1
+//             (a static role keeps its user: only the password differs).  Old generations
+//             still drain, but there is nothing to revoke and the token's end does not
+//             concern them.
 //
 // All work happens in step(), run by one timer and after every event; it does whatever
 // is due and re-arms the timer for the next thing that will be due.  At most one Vault
@@ -38,6 +48,7 @@
 
 #include "controller/clock.hpp"
 #include "controller/config.hpp"
+#include "controller/secret_source.hpp"
 #include "controller/status.hpp"
 #include "controller/token_source.hpp"
 #include "controller/vault_client.hpp"
@@ -112,6 +123,10 @@ private:
         bool lease_alive = true;            // false once Vault says the lease is gone
         std::uint64_t token_id = 0;
         std::set<ClientId> holders;
+        // Leaseless sources only.
+        std::optional<MonoTime> reread_at;       // when to read the secret again
+        std::optional<MonoTime> vault_rotation;  // static: when Vault rotates it next
+        std::int64_t version = 0;                // kv: the secret's version
     };
     struct Retired {
         Generation gen;
@@ -132,7 +147,15 @@ private:
     void fetch(const TokenSource::Current& token, const char* reason);
     void renew(const TokenSource::Current& token);
     void revoke(Retired& old);
-    void on_fetched(Result<DbCredentials> result, std::uint64_t token_id, const char* reason);
+    void on_fetched(Result<SecretSource::Fetched> result, std::uint64_t token_id,
+                    const char* reason);
+    // A leaseless read that shows the credentials already current.
+    void on_unchanged(const SecretSource::Fetched& read, const char* reason, MonoTime now);
+    // Leaseless: when to read again after `read`, at `now`.
+    MonoTime next_read(const SecretSource::Fetched& read, MonoTime now) const;
+    void retire_leaseless(Generation old, const char* reason);
+    // The current secret as status shows it: "database/static-creds/app", "secret/data/x v3".
+    std::string source_text() const;
     void on_renewed(Result<LeaseRenewal> result);
     void on_revoked(std::uint64_t number, const Result<NoContent>& result);
     void failed(const VaultError& error, std::uint64_t token_id);
@@ -155,6 +178,7 @@ private:
     const VaultSettings& vault_settings_;
     SetSettings settings_;
     Publish publish_;
+    std::unique_ptr<SecretSource> source_;
     std::unique_ptr<Timer> timer_;
 
     std::optional<Generation> current_;
@@ -166,6 +190,9 @@ private:
     std::optional<MonoTime> next_renew_;
     const char* forced_ = nullptr;  // a reason to fetch now
     std::optional<MonoTime> last_login_failed_fetch_;
+    // Static role: since when reads have found Vault's due rotation not done yet.
+    std::optional<MonoTime> rotation_wait_since_;
+    bool rotation_stuck_logged_ = false;
     int failures_ = 0;
     bool renew_denied_ = false;  // the last renewal got a 403 (e.g. no policy for it)
     MonoTime retry_at_{};

@@ -52,6 +52,29 @@ void free_headers(curl_slist* list) {
     curl_slist_free_all(list);
 }
 
+// Splits "https://host:port/rest" into host ("[::1]" kept bracketed), port (443 by
+// default) and "/rest"; false if the URL is not of that shape.
+bool split_url(const std::string& url, std::string* host, std::string* port, std::string* rest) {
+    const std::string scheme = "https://";
+    if (url.rfind(scheme, 0) != 0) return false;
+    const auto slash = url.find('/', scheme.size());
+    const std::string hostport = url.substr(
+            scheme.size(), slash == std::string::npos ? std::string::npos : slash - scheme.size());
+    *rest = slash == std::string::npos ? std::string() : url.substr(slash);
+    std::size_t colon;
+    if (!hostport.empty() && hostport[0] == '[') {
+        const auto close = hostport.find(']');
+        if (close == std::string::npos) return false;
+        *host = hostport.substr(0, close + 1);
+        colon = hostport.find(':', close);
+    } else {
+        colon = hostport.find(':');
+        *host = hostport.substr(0, colon);
+    }
+    *port = colon == std::string::npos ? "443" : hostport.substr(colon + 1);
+    return !host->empty() && !port->empty();
+}
+
 std::string seconds_text(Duration d) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.3g s", static_cast<double>(d.count()) / 1000.0);
@@ -71,6 +94,7 @@ public:
         if (owner_ != nullptr) owner_->detach(this);
         if (easy_ != nullptr) curl_easy_cleanup(easy_);
         free_headers(headers_);
+        curl_slist_free_all(connect_to_);
     }
 
     // Configures the easy handle; false with `error` set if libcurl refuses.
@@ -85,7 +109,28 @@ public:
         auto set = [&](CURLoption opt, auto value) {
             if (rc == CURLE_OK) rc = curl_easy_setopt(easy_, opt, value);
         };
-        set(CURLOPT_URL, request_.url.c_str());
+        if (https && !options.tls_server_name.empty()) {
+            std::string host;
+            std::string port;
+            std::string rest;
+            if (!split_url(request_.url, &host, &port, &rest)) {
+                *error = "cannot apply tls_server_name to " + request_.url;
+                return false;
+            }
+            // The URL names the certificate's host; libcurl connects to the real one.
+            url_ = "https://" + options.tls_server_name + ":" + port + rest;
+            connect_to_ = curl_slist_append(
+                    nullptr,
+                    (options.tls_server_name + ":" + port + ":" + host + ":" + port).c_str());
+            if (connect_to_ == nullptr) {
+                *error = "cannot build the request (out of memory?)";
+                return false;
+            }
+            set(CURLOPT_CONNECT_TO, connect_to_);
+        } else {
+            url_ = request_.url;
+        }
+        set(CURLOPT_URL, url_.c_str());
         set(CURLOPT_PRIVATE, static_cast<void*>(this));
         set(CURLOPT_ERRORBUFFER, errbuf_);
         set(CURLOPT_NOSIGNAL, 1L);
@@ -100,8 +145,17 @@ public:
         // Refuses at once a body whose announced length is over the limit; the write
         // callback catches the rest (chunked or lying bodies).
         set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_body));
-        set(CURLOPT_SSL_VERIFYPEER, 1L);
-        set(CURLOPT_SSL_VERIFYHOST, 2L);
+        set(CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+        set(CURLOPT_SSL_VERIFYPEER, options.skip_verify ? 0L : 1L);
+        set(CURLOPT_SSL_VERIFYHOST, options.skip_verify ? 0L : 2L);
+        if (!options.client_cert.empty()) {
+            set(CURLOPT_SSLCERT, options.client_cert.c_str());
+            set(CURLOPT_SSLCERTTYPE, "PEM");
+        }
+        if (!options.client_key.empty()) {
+            set(CURLOPT_SSLKEY, options.client_key.c_str());
+            set(CURLOPT_SSLKEYTYPE, "PEM");
+        }
         if (!options.ca_file.empty()) set(CURLOPT_CAINFO, options.ca_file.c_str());
         if (!options.ca_path.empty()) set(CURLOPT_CAPATH, options.ca_path.c_str());
         if (request_.method == "GET") {
@@ -215,6 +269,8 @@ private:
     Callback done_;
     CURL* easy_ = nullptr;
     curl_slist* headers_ = nullptr;
+    curl_slist* connect_to_ = nullptr;
+    std::string url_;
     bool failed_header_ = false;
     WipedBuffer body_;
     bool too_big_ = false;

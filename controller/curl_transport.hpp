@@ -6,9 +6,15 @@
 // polls.  Connections to Vault are kept alive and reused between requests.
 //
 // Every request: a whole-request timeout (HttpRequest::timeout), a cap on the response
-// body (Options::max_body; a larger body fails the request), TLS verified against the
-// system's or the configured CA (ca_file/ca_path), redirects (Vault standbys answer 307)
-// followed at most three times and only to the same scheme.
+// body (Options::max_body; a larger body fails the request), TLS 1.2 at least, verified
+// against the system's or the configured CA (ca_file/ca_path) unless skip_verify, an
+// optional client certificate, redirects (Vault standbys answer 307; libcurl keeps the
+// method and the body for a 307) followed at most three times and only to the same
+// scheme.
+//
+// tls_server_name: the certificate is checked against that name, which is also the SNI and
+// Host, while the connection goes to the URL's real host (CURLOPT_CONNECT_TO), e.g. Vault
+// addressed by IP with a certificate for vault.example.com.
 //
 // REQUIRES: curl_global_init (see wiping_memory.hpp) before construction; `base`
 // outlives the transport; every HttpCall is destroyed before the transport (calls left
@@ -33,8 +39,12 @@ namespace pgbv::ctl {
 class CurlTransport final : public HttpTransport {
 public:
     struct Options {
-        std::string ca_file;  // PEM bundle to verify Vault's certificate; empty: system's
-        std::string ca_path;  // directory of hashed CA certificates; empty: none
+        std::string ca_file;          // PEM bundle to verify Vault's certificate; empty: system's
+        std::string ca_path;          // directory of hashed CA certificates; empty: none
+        std::string client_cert;      // PEM client certificate (chain); empty: none
+        std::string client_key;       // PEM private key of client_cert (unencrypted)
+        std::string tls_server_name;  // empty: the URL's host
+        bool skip_verify = false;     // no peer or host verification: tests only
         std::size_t max_body = 1 << 20;
         std::string user_agent = "pgbv-controller";
     };

@@ -14,6 +14,9 @@
 //             leases with it).
 //   margin    how long before the deadline new credentials are pushed, so that
 //             transactions on the old ones can finish.
+//
+// Static roles and KV secrets have no lease: a static role is read again right after
+// Vault's scheduled rotation (below), a KV secret every refresh_interval (configured).
 
 #ifndef PGBV_CONTROLLER_LEASE_POLICY_HPP
 #define PGBV_CONTROLLER_LEASE_POLICY_HPP
@@ -66,6 +69,29 @@ inline constexpr Duration kReloginExtra = 10s;
 // A LOGIN_FAILED triggers at most one refetch per set per this interval: a PostgreSQL
 // that refuses every new role must not make the controller hammer Vault.
 inline constexpr Duration kLoginFailedRefetchInterval = 10s;
+
+// A static role is read again this long after Vault said it would rotate it (its ttl):
+// the ttl is whole seconds rounded down, so reading at ttl exactly would often find the old
+// password.  The old password stops working at once, so any later costs logins; new server
+// logins in that window fail with 28P01, which triggers an immediate read anyway.
+inline constexpr Duration kStaticRotationLag = 1s;
+
+// A static role read after its rotation was due that still shows the old password (Vault
+// rotates from a queue checked every few seconds, and stores the new password only after
+// PostgreSQL has it) is read again this often ...
+inline constexpr Duration kStaticRotationPoll = 1s;
+
+// ... until this long has passed; then it is read again on Vault's next ttl (or after
+// kStaticRotationFallback if Vault still reports none), with a warning: polling forever
+// would hammer Vault for a role whose rotation is stuck (e.g. PostgreSQL refuses it).
+inline constexpr Duration kStaticRotationPollLimit = 30s;
+inline constexpr Duration kStaticRotationFallback = 60s;
+
+// When to read a static role again that was read at `now` with `ttl` left before Vault
+// rotates it.
+inline MonoTime static_reread_at(MonoTime now, Duration ttl) {
+    return now + std::max(ttl, Duration::zero()) + kStaticRotationLag;
+}
 
 // The margin used for something whose TTL (or whole life) is `life`.
 inline Duration effective_margin(Duration margin, Duration life) {

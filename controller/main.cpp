@@ -26,6 +26,7 @@
 #include "controller/plugin_server.hpp"
 #include "controller/unix_socket.hpp"
 #include "controller/vault_client.hpp"
+#include "controller/vault_health.hpp"
 #include "controller/version.hpp"
 #include "controller/wiping_memory.hpp"
 
@@ -43,8 +44,9 @@ void usage(FILE* out) {
                  "  -v         log at debug level, whatever log_level says\n"
                  "  --version  print the version and exit\n"
                  "\n"
-                 "Environment: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_CAPATH and\n"
-                 "VAULT_NAMESPACE override the file.\n");
+                 "Environment: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_CAPATH,\n"
+                 "VAULT_NAMESPACE, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME\n"
+                 "and VAULT_SKIP_VERIFY override the file.\n");
 }
 
 // Keeps secrets out of core dumps and out of other processes' reach (ptrace, /proc/mem).
@@ -93,6 +95,16 @@ int run(const Config& config, Secret env_token) {
     CurlTransport::Options http_options;
     http_options.ca_file = config.vault.ca_file;
     http_options.ca_path = config.vault.ca_path;
+    http_options.client_cert = config.vault.client_cert;
+    http_options.client_key = config.vault.client_key;
+    http_options.tls_server_name = config.vault.tls_server_name;
+    http_options.skip_verify = config.vault.tls_skip_verify;
+    if (config.vault.tls_skip_verify) {
+        log::warning(
+                "tls_skip_verify is on: Vault's TLS certificate is NOT verified, so anyone on "
+                "the network path can impersonate Vault and read the token and every "
+                "credential; set ca_file (or ca_path) and turn tls_skip_verify off");
+    }
     http_options.user_agent = std::string("pgbv-controller/") + kVersion;
     CurlTransport transport(base.get(), http_options);
     VaultClient vault(transport, clock,
@@ -100,6 +112,7 @@ int run(const Config& config, Secret env_token) {
                                            config.vault.request_timeout});
     AuthSource auth(config.vault, std::move(env_token));
     Controller controller(config, clock, jitter, vault, auth);
+    VaultHealth vault_health(clock, vault, config.vault.health_interval);
 
     std::string error;
     auto plugin_listener = UnixListener::open(config.controller.plugin_socket,
@@ -128,8 +141,12 @@ int run(const Config& config, Secret env_token) {
         std::vector<uid_t> admins = {::geteuid(), 0};
         admin.emplace(
                 base.get(), std::move(*admin_listener),
-                [&controller](const admin::Request& r) -> std::string {
-                    if (r.command == "status") return admin::encode_status(controller.status());
+                [&controller, &vault_health](const admin::Request& r) -> std::string {
+                    if (r.command == "status") {
+                        Status status = controller.status();
+                        status.vault_health = vault_health.status();
+                        return admin::encode_status(status);
+                    }
                     if (r.command == "rotate") {
                         const std::string err = controller.rotate(r.set);
                         return err.empty() ? admin::encode_ok() : admin::encode_error(err);
@@ -155,7 +172,15 @@ int run(const Config& config, Secret env_token) {
     log::info("plugin socket %s (mode %04o), admin socket %s", plugins.path().c_str(),
               static_cast<unsigned>(config.controller.plugin_socket_mode),
               admin ? admin->path().c_str() : "(none)");
+    if (auth.method() == AuthMethod::kToken) {
+        log::info("vault: auth_method token, from %s", auth.token_origin().c_str());
+    } else {
+        log::info("vault: auth_method %s: %s%s", auth.method_name(),
+                  auth.login_description().c_str(),
+                  config.vault.client_cert.empty() ? "" : " (with a TLS client certificate)");
+    }
     controller.start();
+    vault_health.start();
     event_base_dispatch(base.get());
     log::info("stopped");
     return 0;

@@ -88,7 +88,24 @@ void print_status(const Status& s) {
     std::printf("health:   %s\n", s.health.c_str());
     std::printf("vault:    %s (%s)%s%s\n", s.vault_state.c_str(), s.vault_address.c_str(),
                 s.vault_error.empty() ? "" : ": ", s.vault_error.c_str());
+    const VaultHealthStatus& h = s.vault_health;
+    if (h.enabled || !h.state.empty()) {
+        std::string line = h.state.empty() ? "unknown" : h.state;
+        if (h.code != 0) line += " (sys/health " + std::to_string(h.code) + ")";
+        if (!h.version.empty()) line += ", version " + h.version;
+        if (!h.cluster_name.empty()) line += ", cluster " + h.cluster_name;
+        if (h.state == "sealed") line += ": requests fail until Vault is unsealed";
+        if (h.state == "standby" || h.state == "perf_standby") {
+            line += ": requests are forwarded or redirected to the active node";
+        }
+        if (h.checked_at > 0) line += ", checked " + span(s.now - h.checked_at) + " ago";
+        if (!h.error.empty()) line += "; last check failed: " + h.error;
+        std::printf("node:     %s\n", line.c_str());
+    }
     std::string token = s.token.state + ", " + s.token.method;
+    if (!s.token.auth_path.empty()) token += " at " + s.token.auth_path;
+    if (!s.token.role.empty()) token += " as role \"" + s.token.role + "\"";
+    if (s.token.batch) token += ", batch (never renewed)";
     if (!s.token.expires) {
         token += ", no expiry";
     } else if (s.token.ttl >= 0) {
@@ -100,14 +117,19 @@ void print_status(const Status& s) {
                 s.token.last_error.c_str());
     std::printf("plugins:  %u connected\n", s.plugin_clients);
     std::printf("uptime:   %s, %s\n\n", span(s.uptime).c_str(), s.version.c_str());
-    std::vector<std::vector<std::string>> rows = {{"SET", "STATE", "GEN", "USER", "LEASE TTL",
-                                                   "DEADLINE", "ROTATES", "DRAINING", "LEASE"}};
+    // For a static role DEADLINE is Vault's next rotation and ROTATES the next read; a KV
+    // secret has no deadline.
+    std::vector<std::vector<std::string>> rows = {{"SET", "KIND", "STATE", "GEN", "USER",
+                                                   "LEASE TTL", "DEADLINE", "ROTATES", "DRAINING",
+                                                   "SOURCE", "LEASE"}};
     for (const SetStatus& set : s.sets) {
         std::string ttl = span(set.lease_ttl);
         if (set.max_ttl_reached) ttl += " (max)";
-        rows.push_back({set.name, set.state, set.generation ? std::to_string(set.generation) : "-",
+        rows.push_back({set.name, set.kind.empty() ? "-" : set.kind, set.state,
+                        set.generation ? std::to_string(set.generation) : "-",
                         set.username.empty() ? "-" : set.username, ttl, in(set.deadline, s.now),
                         in(set.rotate_at, s.now), std::to_string(set.draining),
+                        set.source.empty() ? "-" : set.source,
                         set.lease_id.empty() ? "-" : set.lease_id});
     }
     print_table(rows);

@@ -17,6 +17,8 @@ struct SetStatus {
     std::string state;  // waiting_for_token, fetching, serving, rotating, degraded, expired
     std::string mount;
     std::string role;
+    std::string kind;      // dynamic, static, kv
+    std::string source;    // what is read: "database/static-creds/app", "secret/data/apps/db v3"
     std::string username;  // empty before the first fetch
     std::uint64_t generation = 0;
     std::string lease_id;
@@ -24,20 +26,40 @@ struct SetStatus {
     bool renewable = false;
     bool max_ttl_reached = false;  // the last renewal was capped
     std::int64_t deadline = 0;     // when the current credentials stop working for sure
-    std::int64_t rotate_at = 0;    // when new ones will be fetched
+                                   // (static role: Vault's next rotation; kv: none)
+    std::int64_t rotate_at = 0;    // when new ones will be fetched (leaseless: read again)
     std::uint32_t draining = 0;    // older generations waiting for DRAINED or their deadline
     std::string last_error;        // the last Vault failure while it lasts; one line
 };
 
 struct TokenStatus {
     std::string state;      // none, logging_in, valid, expired, failing
-    std::string method;     // token, approle
+    std::string method;     // token, approle, kubernetes, jwt, cert
+    std::string auth_path;  // "auth/<mount>" of the login; empty for the token method
+    std::string role;       // auth_role, if any
+    bool batch = false;     // a batch token: never renewed
     std::int64_t ttl = -1;  // seconds left; -1: unknown, or no expiry (see expires)
     bool expires = true;    // false for a token without TTL (e.g. root)
     bool renewable = false;
     bool max_ttl_reached = false;
     std::uint64_t logins = 0;
     std::string last_error;
+};
+
+// The last sys/health answer (vault_health.hpp).
+struct VaultHealthStatus {
+    bool enabled = false;  // health_interval > 0
+    // off, unknown (no answer yet), active, standby, perf_standby, sealed, uninitialized,
+    // dr_secondary
+    std::string state;
+    long code = 0;  // HTTP status of the last answer
+    bool initialized = false;
+    bool sealed = false;
+    bool standby = false;
+    std::string version;
+    std::string cluster_name;
+    std::int64_t checked_at = 0;  // wall clock of the last check, answered or not
+    std::string error;            // the last check failed: why; one line
 };
 
 struct Status {
@@ -48,6 +70,7 @@ struct Status {
     std::string vault_address;
     std::string vault_state;  // unknown, reachable, unreachable
     std::string vault_error;
+    VaultHealthStatus vault_health;
     TokenStatus token;
     std::uint32_t plugin_clients = 0;
     std::vector<SetStatus> sets;

@@ -137,28 +137,12 @@ void TokenKeeper::arm(MonoTime now) {
 
 void TokenKeeper::login(MonoTime) {
     std::string error;
-    if (auth_.method() == AuthMethod::kAppRole) {
-        Secret role_id;
-        Secret secret_id;
-        if (!auth_.read_approle(&role_id, &secret_id, &error)) {
-            failed("AppRole login: " + error, false);
-            return;
-        }
-        op_ = Op::kLogin;
-        call_ = vault_.login_approle(
-                auth_.approle_mount(), role_id, secret_id, [this](Result<AuthInfo> r) {
-                    call_.reset();
-                    op_ = Op::kNone;
-                    if (!r.ok()) {
-                        failed(r.error().message, false);
-                    } else {
-                        AuthInfo& a = r.value();
-                        const auto ttl =
-                                a.ttl > Duration::zero() ? std::optional(a.ttl) : std::nullopt;
-                        adopt(std::move(a.token), ttl, a.renewable, a.ttl, "AppRole login");
-                    }
-                    step();
-                });
+    if (auth_.method() == AuthMethod::kAppRole && auth_.secret_id_wrapped()) {
+        login_wrapped();
+        return;
+    }
+    if (auth_.method() != AuthMethod::kToken) {
+        login_with_body(nullptr);
         return;
     }
     Secret candidate;
@@ -167,6 +151,136 @@ void TokenKeeper::login(MonoTime) {
         return;
     }
     login_with_token(std::move(candidate));
+}
+
+// `<description> failed: Vault answered 400: <Vault's words>; <what to do>`.
+std::string TokenKeeper::login_error(const VaultError& e) const {
+    std::string text = e.detail.empty() ? e.message : e.detail;
+    const std::string http = "HTTP " + std::to_string(e.status);
+    if (e.status != 0 && text.rfind(http, 0) == 0) {
+        text.erase(0, http.size());
+        if (text.rfind(": ", 0) == 0) text.erase(0, 2);
+        text = "Vault answered " + std::to_string(e.status) + (text.empty() ? "" : ": " + text);
+    }
+    return auth_.login_description() + " failed: " + text + "; " + auth_.login_hint(e.status);
+}
+
+// Every method but token: POST auth/<mount>/login.  `secret_id`: an unwrapped AppRole
+// secret ID, used instead of secret_id_file.
+void TokenKeeper::login_with_body(const Secret* secret_id) {
+    Secret body;
+    std::string error;
+    if (!auth_.login_body(secret_id, &body, &error)) {
+        failed(auth_.login_description() + ": " + error, false);
+        return;
+    }
+    op_ = Op::kLogin;
+    call_ = vault_.login(
+            auth_.login_description(), auth_.mount(), std::move(body), [this](Result<AuthInfo> r) {
+                call_.reset();
+                op_ = Op::kNone;
+                if (!r.ok()) {
+                    failed(login_error(r.error()), false);
+                } else {
+                    AuthInfo& a = r.value();
+                    const auto ttl = a.ttl > Duration::zero() ? std::optional(a.ttl) : std::nullopt;
+                    const std::string how = auth_.method() == AuthMethod::kAppRole
+                                                    ? std::string("AppRole login")
+                                                    : std::string(auth_.method_name()) + " login";
+                    adopt(std::move(a.token), ttl, a.renewable, a.ttl, how.c_str(), a.batch);
+                }
+                step();
+            });
+}
+
+// AppRole with a response-wrapped secret ID: unwrap once, then log in with what it held.
+void TokenKeeper::login_wrapped() {
+    Secret role_id;
+    auto wrapping = std::make_shared<Secret>();
+    std::string error;
+    if (!auth_.read_approle(&role_id, wrapping.get(), &error)) {
+        failed(auth_.login_description() + ": " + error, false);
+        return;
+    }
+    if (!unwrapped_secret_id_.empty() && *wrapping == wrapping_token_) {
+        login_with_body(&unwrapped_secret_id_);
+        return;
+    }
+    op_ = Op::kLogin;
+    // Look first: an unwrap consumes the token, and a token from elsewhere (a wrapped
+    // response of another path, planted in the file) must not be unwrapped at all.
+    call_ = vault_.wrapping_lookup(*wrapping, [this, wrapping](Result<WrapInfo> r) {
+        call_.reset();
+        op_ = Op::kNone;
+        const std::string file = auth_.secret_id_file();
+        const std::string prefix = "auth/" + auth_.mount() + "/role/";
+        const std::string suffix = "/secret-id";
+        if (!r.ok()) {
+            if (r.error().kind == VaultError::Kind::kRejected ||
+                r.error().kind == VaultError::Kind::kDenied) {
+                failed("secret_id_file " + file +
+                               " holds a response-wrapping token that Vault no longer knows: "
+                               "it was already unwrapped (a wrapping token works once) or it "
+                               "expired (Vault answered " +
+                               std::to_string(r.error().status) +
+                               "); deliver a new wrapped secret ID there (vault write "
+                               "-wrap-ttl=... -f " +
+                               prefix + "<role>" + suffix + ")",
+                       false);
+            } else {
+                failed(auth_.login_description() +
+                               ": checking the wrapped secret ID: " + r.error().message,
+                       false);
+            }
+        } else {
+            const std::string& path = r.value().creation_path;
+            const bool ok = path.size() > prefix.size() + suffix.size() &&
+                            path.rfind(prefix, 0) == 0 &&
+                            path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+            if (!ok) {
+                failed("secret_id_file " + file + " holds a wrapping token created by " +
+                               (path.empty() ? std::string("(no path)") : path) + ", not by " +
+                               prefix + "<role>" + suffix +
+                               ": refusing to unwrap it (it does not wrap a secret ID of this "
+                               "AppRole mount; check the file and auth_mount)",
+                       false);
+            } else {
+                unwrap(wrapping);
+                return;
+            }
+        }
+        step();
+    });
+}
+
+void TokenKeeper::unwrap(std::shared_ptr<Secret> wrapping) {
+    op_ = Op::kLogin;
+    call_ = vault_.unwrap_secret_id(*wrapping, [this, wrapping](Result<UnwrappedSecretId> r) {
+        call_.reset();
+        op_ = Op::kNone;
+        if (!r.ok()) {
+            const bool used = r.error().kind == VaultError::Kind::kRejected ||
+                              r.error().kind == VaultError::Kind::kDenied;
+            failed(used ? "secret_id_file " + auth_.secret_id_file() +
+                                   ": Vault refused to unwrap its wrapping token (" +
+                                   r.error().detail +
+                                   "): it was already used or expired; deliver a new wrapped "
+                                   "secret ID there"
+                        : auth_.login_description() +
+                                   ": unwrapping the secret ID: " + r.error().message,
+                   false);
+            step();
+            return;
+        }
+        wrapping_token_ = std::move(*wrapping);
+        unwrapped_secret_id_ = std::move(r.value().secret_id);
+        log::info(
+                "vault: unwrapped the secret ID in %s (its wrapping token is now used up; the "
+                "secret ID is kept in memory for later logins)",
+                auth_.secret_id_file().c_str());
+        login_with_body(&unwrapped_secret_id_);
+        if (!call_) step();
+    });
 }
 
 // Token method: learn the token's TTL before using it.
@@ -190,15 +304,17 @@ void TokenKeeper::login_with_token(Secret candidate) {
             const bool never =
                     info.ttl == Duration::zero() && info.creation_ttl == Duration::zero();
             adopt(std::move(*shared), never ? std::nullopt : std::optional(info.ttl),
-                  info.renewable, increment, "token");
+                  info.renewable, increment, "token", info.batch);
         }
         step();
     });
 }
 
 void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewable,
-                        Duration increment, const char* how) {
+                        Duration increment, const char* how, bool batch) {
     const MonoTime now = clock_.now();
+    // A batch token cannot be renewed, whatever else the answer says.
+    if (batch) renewable = false;
     const bool same = !token_.empty() && token_ == token;
     const std::optional<MonoTime> end = ttl ? std::optional<MonoTime>(now + *ttl) : std::nullopt;
     if (same) {
@@ -206,6 +322,7 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
         // someone else (e.g. a Vault Agent), but it is not a new token.
         end_ = end;
         renewable_ = renewable;
+        batch_ = batch;
         rejected_ = false;
         if (end_ && *end_ <= now) {
             // Its last second (lookup-self says ttl 0): nothing was gained.
@@ -219,9 +336,15 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
         const auto relogin = relogin_time();
         if (relogin && now >= *relogin) {
             // Constant text: one log line for the whole wait, not one per retry.
-            failed(auth_.token_origin() +
-                           " still holds the current token, which ends soon and cannot be "
-                           "renewed; waiting for a new token there",
+            const bool env = auth_.token_origin() == "VAULT_TOKEN";
+            failed(auth_.token_origin() + " still holds the current token, which ends soon and " +
+                           (batch_ ? "cannot be renewed (a batch token)" : "cannot be renewed") +
+                           "; the token method cannot log in again by itself, so credentials "
+                           "fetched with it end with it: " +
+                           (env ? "VAULT_TOKEN cannot change without a restart (give the token "
+                                  "in token_file, e.g. a Vault Agent sink, or restart with a new "
+                                  "one)"
+                                : "waiting for a new token there"),
                    false);
             notify();
             return;
@@ -245,6 +368,7 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
     issued_ = now;
     end_ = end;
     renewable_ = renewable;
+    batch_ = batch;
     capped_ = false;
     rejected_ = false;
     expired_noted_ = false;
@@ -257,7 +381,9 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
     if (ttl) {
         log::info("vault: logged in (%s): token #%llu, ttl %llds, %s", how,
                   static_cast<unsigned long long>(id_), secs(*ttl),
-                  renewable_ ? "renewable" : "not renewable");
+                  renewable_ ? "renewable"
+                  : batch_   ? "batch token (never renewed; leases end with it)"
+                             : "not renewable");
     } else {
         log::info("vault: logged in (%s): token #%llu, no expiry", how,
                   static_cast<unsigned long long>(id_));
@@ -387,6 +513,9 @@ TokenStatus TokenKeeper::status() const {
     const MonoTime now = clock_.now();
     TokenStatus s;
     s.method = auth_.method_name();
+    if (auth_.method() != AuthMethod::kToken) s.auth_path = "auth/" + auth_.mount();
+    s.role = auth_.role();
+    s.batch = batch_;
     s.logins = logins_;
     s.renewable = renewable_;
     s.max_ttl_reached = capped_;

@@ -1,8 +1,14 @@
 // Keeps the controller's Vault token alive: log in, renew, log in again before it ends.
 //
 // Life of a token:
-//   login        AppRole: POST auth/<mount>/login.  Token method: read VAULT_TOKEN or
-//                token_file, then GET lookup-self to learn its TTL.
+//   login        AppRole, Kubernetes, JWT, cert: POST auth/<mount>/login (auth_source.hpp
+//                builds the body, re-reading its files).  A wrapped AppRole secret ID is
+//                looked up (sys/wrapping/lookup: it must come from
+//                auth/<mount>/role/<r>/secret-id), unwrapped once and kept in memory;
+//                it is unwrapped again only when secret_id_file holds another wrapping
+//                token.  Token method: read VAULT_TOKEN or token_file, then GET
+//                lookup-self to learn its TTL.
+//   batch tokens never renewed (not renewable by nature); their end is final.
 //   renew-self   at about two thirds of its TTL (lease_policy.hpp), while it is
 //                renewable; a capped renewal means its max TTL is reached: its end is
 //                final.
@@ -63,11 +69,15 @@ private:
     void step();
     void login(MonoTime now);
     void login_with_token(Secret candidate);
+    void login_with_body(const Secret* secret_id);
+    void login_wrapped();
+    void unwrap(std::shared_ptr<Secret> wrapping);
+    std::string login_error(const VaultError& e) const;
     void renew(MonoTime now);
     void verify();
     // `ttl` nullopt: the token never expires.
     void adopt(Secret token, std::optional<Duration> ttl, bool renewable, Duration increment,
-               const char* how);
+               const char* how, bool batch = false);
     void on_renewed(const Result<AuthInfo>& result);
     void failed(const std::string& error, bool token_dead);
     void succeeded();
@@ -95,6 +105,7 @@ private:
     MonoTime issued_{};
     std::optional<MonoTime> end_;  // nullopt: no expiry
     bool renewable_ = false;
+    bool batch_ = false;
     bool capped_ = false;
     bool rejected_ = false;  // Vault refused it; unusable until the next login
     bool expired_noted_ = false;
@@ -109,6 +120,11 @@ private:
     MonoTime retry_at_{};
     std::string last_error_;
     std::uint64_t logins_ = 0;
+
+    // AppRole with secret_id_wrapped: the wrapping token last unwrapped and the secret ID
+    // it gave (both wiped when replaced or released).
+    Secret wrapping_token_;
+    Secret unwrapped_secret_id_;
 };
 
 }  // namespace pgbv::ctl

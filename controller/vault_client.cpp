@@ -98,6 +98,41 @@ VaultClient::Pending VaultClient::login_approle(std::string_view mount, const Se
                           std::move(done));
 }
 
+VaultClient::Pending VaultClient::login(const std::string& description, std::string_view mount,
+                                        Secret body, Done<AuthInfo> done) {
+    const std::string path = "auth/" + std::string(mount) + "/login";
+    HttpRequest r = request("POST", path, nullptr);
+    r.body = std::move(body);
+    return send<AuthInfo>(std::move(r), description, &parse_auth, std::move(done));
+}
+
+VaultClient::Pending VaultClient::wrapping_lookup(const Secret& wrapping_token,
+                                                  Done<WrapInfo> done) {
+    json::Ptr body = json::own(json_object());
+    json_object_set_new(body.get(), "token",
+                        json_stringn(wrapping_token.data(), wrapping_token.size()));
+    HttpRequest r = request("POST", "sys/wrapping/lookup", nullptr);
+    r.body = body_of(body);
+    return send<WrapInfo>(std::move(r), "wrapping token lookup (POST /v1/sys/wrapping/lookup)",
+                          &parse_wrap_lookup, std::move(done));
+}
+
+VaultClient::Pending VaultClient::unwrap_secret_id(const Secret& wrapping_token,
+                                                   Done<UnwrappedSecretId> done) {
+    return send<UnwrappedSecretId>(request("POST", "sys/wrapping/unwrap", &wrapping_token),
+                                   "unwrap (POST /v1/sys/wrapping/unwrap)",
+                                   &parse_unwrapped_secret_id, std::move(done));
+}
+
+VaultClient::Pending VaultClient::health_check(Done<VaultHealthInfo> done) {
+    ++health_.requests;
+    const std::string what = "health check (GET /v1/sys/health)";
+    return transport_.start(request("GET", "sys/health?standbyok=true&perfstandbyok=true", nullptr),
+                            [what, done = std::move(done)](HttpResponse response) {
+                                done(parse_health(response, what));
+                            });
+}
+
 VaultClient::Pending VaultClient::lookup_self(const Secret& token, Done<TokenInfo> done) {
     return send<TokenInfo>(request("GET", "auth/token/lookup-self", &token),
                            "token lookup (GET /v1/auth/token/lookup-self)", &parse_token_lookup,
@@ -121,6 +156,34 @@ VaultClient::Pending VaultClient::read_credentials(const Secret& token, std::str
     return send<DbCredentials>(request("GET", path, &token),
                                "credentials fetch (GET /v1/" + path + ")", &parse_credentials,
                                std::move(done));
+}
+
+VaultClient::Pending VaultClient::read_static_credentials(const Secret& token,
+                                                          std::string_view mount,
+                                                          std::string_view role,
+                                                          Done<StaticCredentials> done) {
+    const std::string path = std::string(mount) + "/static-creds/" + std::string(role);
+    return send<StaticCredentials>(request("GET", path, &token),
+                                   "static role read (GET /v1/" + path + ")",
+                                   &parse_static_credentials, std::move(done));
+}
+
+VaultClient::Pending VaultClient::read_kv(const Secret& token, std::string_view mount,
+                                          std::string_view path, const std::string& username_field,
+                                          const std::string& password_field,
+                                          Done<KvCredentials> done) {
+    const std::string full = std::string(mount) + "/data/" + std::string(path);
+    std::string what = "KV read (GET /v1/" + full + ")";
+    // Like send(), with the field names for the parser.
+    ++health_.requests;
+    return transport_.start(request("GET", full, &token),
+                            [this, what = std::move(what), username_field, password_field,
+                             done = std::move(done)](HttpResponse response) {
+                                Result<KvCredentials> result = parse_kv_credentials(
+                                        response, what, username_field, password_field);
+                                note(result.ok() ? nullptr : &result.error());
+                                done(std::move(result));
+                            });
 }
 
 VaultClient::Pending VaultClient::renew_lease(const Secret& token, std::string_view lease_id,

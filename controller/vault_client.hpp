@@ -51,6 +51,18 @@ public:
     // POST auth/<mount>/login {"role_id","secret_id"}.
     Pending login_approle(std::string_view mount, const Secret& role_id, const Secret& secret_id,
                           Done<AuthInfo> done);
+    // POST auth/<mount>/login with `body` (kubernetes, jwt, cert, approle: each method's
+    // fields).  `description` names the login in errors, e.g. `kubernetes login as role
+    // "app" at auth/kubernetes`; it must hold no secret.
+    Pending login(const std::string& description, std::string_view mount, Secret body,
+                  Done<AuthInfo> done);
+    // POST sys/wrapping/lookup {"token"}: where a response-wrapping token comes from.
+    Pending wrapping_lookup(const Secret& wrapping_token, Done<WrapInfo> done);
+    // POST sys/wrapping/unwrap with the wrapping token as the client token (single use).
+    Pending unwrap_secret_id(const Secret& wrapping_token, Done<UnwrappedSecretId> done);
+    // GET sys/health?standbyok=true&perfstandbyok=true.  Leaves the reachability state
+    // alone: a sealed node's 503 there is an answer, not an outage to log twice.
+    Pending health_check(Done<VaultHealthInfo> done);
     // GET auth/token/lookup-self.
     Pending lookup_self(const Secret& token, Done<TokenInfo> done);
     // POST auth/token/renew-self {"increment"}.
@@ -58,6 +70,14 @@ public:
     // GET <mount>/creds/<role>.
     Pending read_credentials(const Secret& token, std::string_view mount, std::string_view role,
                              Done<DbCredentials> done);
+    // GET <mount>/static-creds/<role>.
+    Pending read_static_credentials(const Secret& token, std::string_view mount,
+                                    std::string_view role, Done<StaticCredentials> done);
+    // GET <mount>/data/<path> (KV version 2), taking the user and password from the fields
+    // named.
+    Pending read_kv(const Secret& token, std::string_view mount, std::string_view path,
+                    const std::string& username_field, const std::string& password_field,
+                    Done<KvCredentials> done);
     // PUT sys/leases/renew {"lease_id","increment"}.
     Pending renew_lease(const Secret& token, std::string_view lease_id, Duration increment,
                         Done<LeaseRenewal> done);

@@ -8,6 +8,7 @@
 #ifndef PGBV_CONTROLLER_VAULT_RESPONSE_HPP
 #define PGBV_CONTROLLER_VAULT_RESPONSE_HPP
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@ struct VaultError {
     Kind kind = Kind::kUnavailable;
     long status = 0;      // HTTP status, 0 if none
     std::string message;  // one line, never a secret
+    std::string detail;   // `message` without the request's name: "HTTP 400: ..."
 
     // Whether Vault itself answered sensibly (for the reachability state).
     bool vault_answered() const { return kind == Kind::kDenied || kind == Kind::kRejected; }
@@ -57,6 +59,7 @@ struct AuthInfo {
     std::string accessor;
     Duration ttl{0};  // 0: the token does not expire (e.g. root)
     bool renewable = false;
+    bool batch = false;  // token_type "batch": never renewable
     std::vector<std::string> warnings;
 };
 
@@ -65,6 +68,30 @@ struct TokenInfo {
     Duration ttl{0};  // seconds left; 0: no expiry
     bool renewable = false;
     Duration creation_ttl{0};
+    bool batch = false;  // type "batch"
+};
+
+// POST sys/wrapping/lookup: what a response-wrapping token wraps.
+struct WrapInfo {
+    std::string creation_path;  // e.g. "auth/approle/role/app/secret-id"
+    Duration ttl{0};
+};
+
+// POST sys/wrapping/unwrap of a wrapped AppRole secret ID: data.secret_id.
+struct UnwrappedSecretId {
+    Secret secret_id;
+};
+
+// GET sys/health: any of Vault's health answers (200, 429, 472, 473, 501, 503) with its
+// JSON body is a result; other answers are errors.
+struct VaultHealthInfo {
+    long status = 0;
+    bool initialized = false;
+    bool sealed = false;
+    bool standby = false;
+    bool performance_standby = false;
+    std::string version;
+    std::string cluster_name;
 };
 
 // GET <mount>/creds/<role>.
@@ -74,6 +101,21 @@ struct DbCredentials {
     bool renewable = false;
     std::string username;
     Secret password;
+};
+
+// GET <mount>/static-creds/<role>: no lease; Vault rotates the password itself.
+struct StaticCredentials {
+    std::string username;
+    Secret password;
+    Duration ttl{0};                  // until Vault's next rotation; 0: due now
+    std::string last_vault_rotation;  // RFC 3339, as Vault sent it; may be empty
+};
+
+// GET <mount>/data/<path> (KV version 2): the two fields asked for and the version.
+struct KvCredentials {
+    std::string username;
+    Secret password;
+    std::int64_t version = 0;  // data.metadata.version; 0 if Vault sent none
 };
 
 // PUT sys/leases/renew.
@@ -97,8 +139,18 @@ std::optional<VaultError> error_of(const HttpResponse& response, const std::stri
 Result<AuthInfo> parse_auth(const HttpResponse& response, const std::string& what);
 Result<TokenInfo> parse_token_lookup(const HttpResponse& response, const std::string& what);
 Result<DbCredentials> parse_credentials(const HttpResponse& response, const std::string& what);
+Result<StaticCredentials> parse_static_credentials(const HttpResponse& response,
+                                                   const std::string& what);
+// `username_field` and `password_field` name the fields of data.data to use.
+Result<KvCredentials> parse_kv_credentials(const HttpResponse& response, const std::string& what,
+                                           const std::string& username_field,
+                                           const std::string& password_field);
 Result<LeaseRenewal> parse_lease_renewal(const HttpResponse& response, const std::string& what);
 Result<NoContent> parse_no_content(const HttpResponse& response, const std::string& what);
+Result<WrapInfo> parse_wrap_lookup(const HttpResponse& response, const std::string& what);
+Result<UnwrappedSecretId> parse_unwrapped_secret_id(const HttpResponse& response,
+                                                    const std::string& what);
+Result<VaultHealthInfo> parse_health(const HttpResponse& response, const std::string& what);
 
 }  // namespace pgbv::ctl
 

@@ -63,7 +63,7 @@ PACKAGES="
 	libevent-dev libjansson-dev libcurl4-openssl-dev libssl-dev libc-ares-dev
 	libgtest-dev libgmock-dev libpq-dev
 	postgresql-15 postgresql-client-15
-	python3 python3-pytest python3-pytest-timeout python3-psycopg
+	python3 python3-pytest python3-pytest-timeout python3-psycopg python3-cryptography python3-jwt
 	openssl procps util-linux
 	clang libclang-rt-14-dev
 "

@@ -178,7 +178,8 @@ TEST_F(ConfigTest, ErrorsNameFileAndLine) {
     EXPECT_EQ(error("[vault]\nrequest_timeout = soon\n"),
               "F:2: request_timeout 'soon' is not a duration (examples: 10, 10s, 500ms, 5m, 1h)");
     EXPECT_EQ(error("[vault]\nauth_method = kerberos\n"),
-              "F:2: auth_method 'kerberos' is not supported; use token or approle");
+              "F:2: auth_method 'kerberos' is not supported; use token, approle, kubernetes, "
+              "jwt or cert");
     EXPECT_EQ(error("[databases]\n"),
               "F:1: unknown section [databases]; expected [vault], [controller] or [set.<name>]");
     EXPECT_EQ(error("address = x\n"),

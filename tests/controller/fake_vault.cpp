@@ -71,9 +71,22 @@ FakeVault::FakeVault(FakeClock& clock) : clock_(clock) {
     roles["database/app"] = Role{};
 }
 
-std::string FakeVault::issue_token(Duration ttl, Duration max_ttl, bool renewable) {
+std::string FakeVault::wrap_secret_id(const std::string& creation_path,
+                                      const std::string& secret_id, Duration ttl) {
+    Wrapped w;
+    w.creation_path = creation_path;
+    w.secret_id = secret_id;
+    w.expire = clock_.now() + ttl;
+    const std::string token = "hvs.wrapping-" + std::to_string(++counter_);
+    wrapped[token] = w;
+    return token;
+}
+
+std::string FakeVault::issue_token(Duration ttl, Duration max_ttl, bool renewable, bool batch) {
     Token t;
-    t.value = "hvs.fake-token-" + std::to_string(++counter_);
+    t.value = (batch ? "hvb.fake-token-" : "hvs.fake-token-") + std::to_string(++counter_);
+    t.batch = batch;
+    if (batch) renewable = false;
     t.issued = clock_.now();
     t.expire = clock_.now() + ttl;
     t.max_end = clock_.now() + max_ttl;
@@ -186,11 +199,29 @@ HttpResponse FakeVault::handle(const Request& r, const HttpRequest& http) {
     for (const auto& h : http.headers)
         request_header |= h == "X-Vault-Request: true";
     if (!request_header) return vault_error(412, "missing 'X-Vault-Request' header");
-    if (r.method == "POST" && r.path == "auth/approle/login") return login(r);
+    if (r.method == "POST" && r.path == "auth/" + approle_mount + "/login") return login(r);
+    if (r.method == "POST" && r.path.rfind("auth/", 0) == 0 && r.path.size() > 11 &&
+        r.path.compare(r.path.size() - 6, 6, "/login") == 0) {
+        const std::string mount = r.path.substr(5, r.path.size() - 11);
+        if (cert_roles.count(mount) != 0) return cert_login(r, mount);
+        std::string type = mount;
+        if (auto it = jwt_mount_types.find(mount); it != jwt_mount_types.end()) type = it->second;
+        if (type == "kubernetes" || type == "jwt") return jwt_login(r, mount, type);
+    }
+    if (r.method == "POST" && r.path == "sys/wrapping/lookup") return wrap_lookup(r);
+    if (r.method == "POST" && r.path == "sys/wrapping/unwrap") return unwrap(r);
+    if (r.method == "GET" && r.path.rfind("sys/health", 0) == 0) return health();
     if (r.method == "GET" && r.path == "auth/token/lookup-self") return lookup_self(r);
     if (r.method == "POST" && r.path == "auth/token/renew-self") return renew_self(r);
     if (r.method == "PUT" && r.path == "sys/leases/renew") return renew_lease(r);
     if (r.method == "PUT" && r.path == "sys/leases/revoke") return revoke_lease(r);
+    if (const auto st = r.path.find("/static-creds/");
+        r.method == "GET" && st != std::string::npos) {
+        return static_creds(r, r.path.substr(0, st) + "/" + r.path.substr(st + 14));
+    }
+    if (const auto d = r.path.find("/data/"); r.method == "GET" && d != std::string::npos) {
+        return kv_read(r, r.path.substr(0, d) + "/" + r.path.substr(d + 6));
+    }
     const auto at = r.path.find("/creds/");
     if (r.method == "GET" && at != std::string::npos) {
         return creds(r, r.path.substr(0, at) + "/" + r.path.substr(at + 7));
@@ -202,7 +233,7 @@ std::string FakeVault::auth_json(const Token& t, Duration ttl, const std::string
     json_t* o = json_pack("{s:s, s:n, s:{s:s, s:s, s:I, s:b, s:s}}", "request_id", "r", "data",
                           "auth", "client_token", t.value.c_str(), "accessor", "acc",
                           "lease_duration", static_cast<json_int_t>(secs(ttl)), "renewable",
-                          t.renewable, "token_type", "service");
+                          t.renewable, "token_type", t.batch ? "batch" : "service");
     json_object_set_new(o, "warnings",
                         warning.empty() ? json_null() : json_pack("[s]", warning.c_str()));
     char* text = json_dumps(o, JSON_COMPACT);
@@ -216,8 +247,84 @@ HttpResponse FakeVault::login(const Request& r) {
     if (json_field(r.body, "role_id") != role_id || json_field(r.body, "secret_id") != secret_id) {
         return vault_error(400, "invalid role or secret ID");
     }
-    const std::string value = issue_token(token_ttl, token_max_ttl, token_renewable);
+    return new_login();
+}
+
+HttpResponse FakeVault::new_login() {
+    const std::string value =
+            issue_token(token_ttl, token_max_ttl, token_renewable && !batch_tokens, batch_tokens);
     return answer(200, auth_json(tokens[value], token_ttl, ""));
+}
+
+HttpResponse FakeVault::jwt_login(const Request& r, const std::string& mount,
+                                  const std::string& type) {
+    const std::string role = json_field(r.body, "role");
+    const std::string jwt = json_field(r.body, "jwt");
+    if (role.empty()) return vault_error(400, "missing role");
+    if (jwt.empty()) return vault_error(400, "missing jwt");
+    auto it = jwt_roles.find(mount + "/" + role);
+    if (it == jwt_roles.end()) return vault_error(400, "invalid role name \"" + role + "\"");
+    if (std::find(it->second.begin(), it->second.end(), jwt) == it->second.end()) {
+        if (type == "kubernetes") return denied();
+        return vault_error(400, "error validating token: token is expired");
+    }
+    return new_login();
+}
+
+HttpResponse FakeVault::cert_login(const Request& r, const std::string& mount) {
+    const std::string name = json_field(r.body, "name");
+    const auto& names = cert_roles[mount];
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+        return vault_error(400, name.empty() ? "invalid certificate or no client certificate "
+                                               "supplied"
+                                             : "invalid certificate role \"" + name + "\"");
+    }
+    return new_login();
+}
+
+HttpResponse FakeVault::wrap_lookup(const Request& r) {
+    const std::string token = json_field(r.body, "token");
+    auto it = wrapped.find(token);
+    if (it == wrapped.end() || it->second.used || clock_.now() >= it->second.expire) {
+        return vault_error(400, "wrapping token is not valid or does not exist");
+    }
+    json_t* o = json_pack("{s:{s:s, s:I, s:s}}", "data", "creation_path",
+                          it->second.creation_path.c_str(), "creation_ttl",
+                          static_cast<json_int_t>(300), "creation_time", "2026-11-28T02:00:00Z");
+    char* text = json_dumps(o, JSON_COMPACT);
+    HttpResponse resp = answer(200, text);
+    free(text);
+    json_decref(o);
+    return resp;
+}
+
+HttpResponse FakeVault::unwrap(const Request& r) {
+    std::string token = json_field(r.body, "token");
+    if (token.empty()) token = r.token;
+    auto it = wrapped.find(token);
+    if (it == wrapped.end() || it->second.used || clock_.now() >= it->second.expire) {
+        return vault_error(400, "wrapping token is not valid or does not exist");
+    }
+    it->second.used = true;
+    json_t* o = json_pack("{s:{s:s, s:s}}", "data", "secret_id", it->second.secret_id.c_str(),
+                          "secret_id_accessor", "acc-1");
+    char* text = json_dumps(o, JSON_COMPACT);
+    HttpResponse resp = answer(200, text);
+    free(text);
+    json_decref(o);
+    return resp;
+}
+
+HttpResponse FakeVault::health() {
+    json_t* o = json_pack("{s:b, s:b, s:b, s:b, s:s, s:s, s:I}", "initialized", 1, "sealed",
+                          health_sealed, "standby", health_standby, "performance_standby", 0,
+                          "version", "1.15.0", "cluster_name", "vault-cluster-test",
+                          "server_time_utc", static_cast<json_int_t>(1700000000));
+    char* text = json_dumps(o, JSON_COMPACT);
+    HttpResponse resp = answer(health_code, text);
+    free(text);
+    json_decref(o);
+    return resp;
 }
 
 HttpResponse FakeVault::lookup_self(const Request& r) {
@@ -226,7 +333,8 @@ HttpResponse FakeVault::lookup_self(const Request& r) {
     json_t* o = json_pack("{s:{s:I, s:b, s:I, s:s}}", "data", "ttl",
                           static_cast<json_int_t>(secs(to_duration(t.expire - clock_.now()))),
                           "renewable", t.renewable, "creation_ttl",
-                          static_cast<json_int_t>(secs(t.creation_ttl)), "type", "service");
+                          static_cast<json_int_t>(secs(t.creation_ttl)), "type",
+                          t.batch ? "batch" : "service");
     char* text = json_dumps(o, JSON_COMPACT);
     HttpResponse resp = answer(200, text);
     free(text);
@@ -237,6 +345,7 @@ HttpResponse FakeVault::lookup_self(const Request& r) {
 HttpResponse FakeVault::renew_self(const Request& r) {
     if (!token_alive(r.token)) return denied();
     Token& t = tokens[r.token];
+    if (t.batch) return vault_error(400, "batch tokens cannot be renewed");
     if (!t.renewable) return vault_error(400, "lease is not renewable");
     const Duration increment = seconds(std::stoll(
             json_field(r.body, "increment").empty() ? "0" : json_field(r.body, "increment")));
@@ -312,6 +421,83 @@ HttpResponse FakeVault::renew_lease(const Request& r) {
                           warnings);
     char* text = json_dumps(o, JSON_COMPACT);
     HttpResponse resp = answer(200, text);
+    free(text);
+    json_decref(o);
+    return resp;
+}
+
+void FakeVault::add_static_role(const std::string& key, const std::string& username,
+                                Duration period, Duration queue_lag) {
+    StaticRole& s = static_roles[key];
+    s.username = username;
+    s.rotation_period = period;
+    s.queue_lag = queue_lag;
+    rotate_static_role(key);
+}
+
+void FakeVault::rotate_static_role(const std::string& key) {
+    StaticRole& s = static_roles.at(key);
+    ++s.rotations;
+    s.password = "St4tic-" + std::to_string(++counter_) + "-" + std::to_string(s.rotations);
+    s.last_rotation = clock_.now();
+    arm_static_rotation(key);
+}
+
+void FakeVault::arm_static_rotation(const std::string& key) {
+    auto& timer = rotation_timers_[key];
+    if (!timer) timer = clock_.new_timer([this, key] { rotate_static_role(key); });
+    const StaticRole& s = static_roles.at(key);
+    timer->arm_at(s.last_rotation + s.rotation_period + s.queue_lag);
+}
+
+HttpResponse FakeVault::static_creds(const Request& r, const std::string& role_key) {
+    if (!token_alive(r.token)) return denied();
+    auto it = static_roles.find(role_key);
+    if (it == static_roles.end()) {
+        return vault_error(400, "unknown role: " + role_key.substr(role_key.rfind('/') + 1));
+    }
+    const StaticRole& s = it->second;
+    // Vault: NextRotationTime - now, rounded to the second, never below 0.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            s.last_rotation + s.rotation_period - clock_.now());
+    const long long ttl = std::max<long long>(0, (left.count() + 500) / 1000);
+    const std::string last = std::to_string(clock_.wall_at(s.last_rotation));  // not RFC 3339
+    json_t* o = json_pack(
+            "{s:s, s:s, s:b, s:I, s:{s:s, s:s, s:I, s:s, s:I}, s:n, s:s}", "request_id", "r",
+            "lease_id", "", "renewable", false, "lease_duration", static_cast<json_int_t>(0),
+            "data", "username", s.username.c_str(), "password", s.password.c_str(), "ttl",
+            static_cast<json_int_t>(ttl), "last_vault_rotation", last.c_str(), "rotation_period",
+            static_cast<json_int_t>(secs(s.rotation_period)), "warnings", "mount_type", "database");
+    char* text = json_dumps(o, JSON_COMPACT);
+    HttpResponse resp = answer(200, text);
+    free(text);
+    json_decref(o);
+    return resp;
+}
+
+std::int64_t FakeVault::put_kv(const std::string& key, const std::string& data_json) {
+    KvSecret& k = kv[key];
+    k.data_json = data_json;
+    k.deleted = false;
+    return ++k.version;
+}
+
+HttpResponse FakeVault::kv_read(const Request& r, const std::string& key) {
+    if (!token_alive(r.token)) return denied();
+    auto it = kv.find(key);
+    if (it == kv.end()) return answer(404, R"({"errors":[]})");
+    const KvSecret& k = it->second;
+    json_t* meta =
+            json_pack("{s:s, s:n, s:s, s:b, s:I}", "created_time", "2026-11-28T00:00:00Z",
+                      "custom_metadata", "deletion_time", k.deleted ? "2026-11-28T01:00:00Z" : "",
+                      "destroyed", false, "version", static_cast<json_int_t>(k.version));
+    json_t* data = k.deleted ? json_null() : json_loads(k.data_json.c_str(), 0, nullptr);
+    json_t* o =
+            json_pack("{s:s, s:s, s:b, s:I, s:{s:o, s:o}, s:n, s:s}", "request_id", "r", "lease_id",
+                      "", "renewable", false, "lease_duration", static_cast<json_int_t>(0), "data",
+                      "data", data, "metadata", meta, "warnings", "mount_type", "kv");
+    char* text = json_dumps(o, JSON_COMPACT);
+    HttpResponse resp = answer(k.deleted ? 404 : 200, text);
     free(text);
     json_decref(o);
     return resp;

@@ -418,8 +418,8 @@ TEST_F(Lifecycle, BadAppRoleCredentialsRetryWithBackoff) {
     const int attempts = vault.count("POST", "auth/approle/login");
     EXPECT_GE(attempts, 4);
     EXPECT_LE(attempts, 8);
-    EXPECT_EQ(logs.count("warning: vault: AppRole login (POST /v1/auth/approle/login): HTTP 400: "
-                         "invalid role or secret ID"),
+    EXPECT_EQ(logs.count("warning: vault: approle login at auth/approle failed: Vault answered "
+                         "400: invalid role or secret ID; check role_id_file and secret_id_file"),
               1)
             << logs.all();
     EXPECT_EQ(controller->status().health, "failing");

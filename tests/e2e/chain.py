@@ -6,8 +6,9 @@ PGBV_TEST_USE_REAL_VAULT=1 and VAULT_ADDR/VAULT_TOKEN are set (then every test m
 own engines under fresh names and removes them afterwards; tests that need the double's
 fault injection skip). Vault is configured the way an operator configures it: a database
 secrets engine per tenant with one dynamic role, a policy per tenant, one AppRole bound to
-all of them. The controller logs in with AppRole (role_id and secret_id from files); the
-application side holds no database password anywhere.
+all of them; a tenant may instead be a static role or a KV v2 secret (add_tenant(kind=...)).
+The controller logs in with AppRole (role_id and secret_id from files); the application side
+holds no database password anywhere.
 
 Fixtures: `chain` (a Chain to add tenants to and start) and what it needs from this module,
 `vault_target`, `controller_bins` and `pg_admin_password`. A test module imports all four by
@@ -42,6 +43,8 @@ VAULT_DOUBLE_DIR = Path(os.environ.get("PGBV_VAULT_DOUBLE_DIR") or _HERE.parent 
 sys.path.insert(0, str(VAULT_DOUBLE_DIR))
 
 from vault_client import DoubleControl, VaultClient, setup_pgbv  # noqa: E402
+from vault_client import (enable_database, enable_kv2, kv_policy,  # noqa: E402
+                          static_role_policy, write_kv, write_static_role)
 
 PYTHON = "/usr/bin/python3"
 REAL_VAULT = os.environ.get("PGBV_TEST_USE_REAL_VAULT") == "1"
@@ -81,6 +84,8 @@ class VaultTarget:
         self.process = process
         self.request_log = request_log
         self.cacert = cacert
+        self.tls = None  # the double's tlsfiles.TlsSet when it serves HTTPS
+        self.standby_addr = ""  # the double's standby node, when started with one
 
     @property
     def addr(self) -> str:
@@ -119,14 +124,28 @@ class VaultTarget:
             self.process.stop(((signal.SIGTERM, 10.0),))
 
     @classmethod
-    def start_double(cls, directory: Path, double_script: Path) -> "VaultTarget":
-        """Starts tests/vault_double/vault_double.py as a child that dies with us."""
+    def start_double(cls, directory: Path, double_script: Path, tls=None,
+                     standby: bool = False, extra_args=()) -> "VaultTarget":
+        """Starts tests/vault_double/vault_double.py as a child that dies with us.
+
+        tls: a tlsfiles.TlsSet: serve HTTPS with its server certificate, asking for client
+        certificates of its CA (and of the untrusted CA, so that Vault itself refuses those).
+        standby: also listen as a standby node of the same cluster (its address in
+        standby_addr), which answers API requests with 307 to the active node.
+        extra_args: more vault_double.py flags (e.g. --enterprise)."""
         port_file = directory / "vault.port"
         token_file = directory / "vault.root-token"
         request_log = directory / "vault-requests.log"
         argv = [PYTHON, double_script, "--listen", "127.0.0.1:0", "--root-token-file",
                 token_file, "--port-file", port_file, "--log-file", request_log,
                 "--unseal-key-file", directory / "vault.unseal-key"]
+        if tls is not None:
+            argv += ["--tls-cert", tls.server_cert, "--tls-key", tls.server_key,
+                     "--tls-client-ca", tls.ca_cert, "--tls-client-ca", tls.untrusted_ca_cert]
+        argv += list(extra_args)
+        standby_port_file = directory / "vault-standby.port"
+        if standby:
+            argv += ["--standby-listen", "127.0.0.1:0", "--standby-port-file", standby_port_file]
         env = processes.client_env(PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
         proc = Process("vault-double", argv, directory / "vault-double.out", env=env,
                        as_server_user=False)
@@ -140,12 +159,23 @@ class VaultTarget:
 
         try:
             number = wait_until(port, 20, "the Vault double to write its port file")
-            client = VaultClient(f"http://127.0.0.1:{number}", token_file.read_text().strip())
+            scheme = "https" if tls is not None else "http"
+            client = VaultClient(f"{scheme}://127.0.0.1:{number}", token_file.read_text().strip(),
+                                 cacert=tls.ca_cert if tls is not None else None)
             client.wait_ready(20)
         except BaseException:
             proc.stop()
             raise
-        return cls(client, process=proc, request_log=request_log)
+        target = cls(client, process=proc, request_log=request_log,
+                     cacert=tls.ca_cert if tls is not None else None)
+        target.tls = tls
+        if standby:
+            scheme = "https" if tls is not None else "http"
+            port = wait_until(lambda: standby_port_file.exists() and
+                              standby_port_file.read_text().strip(), 20,
+                              "the Vault double to write its standby port file")
+            target.standby_addr = f"{scheme}://127.0.0.1:{port}"
+        return target
 
     @classmethod
     def real_from_env(cls) -> "VaultTarget":
@@ -233,7 +263,11 @@ def vault_roles(pg: PostgresCluster) -> set[str]:
 @dataclass
 class Tenant:
     """One credential set: a Vault database mount with one dynamic role, a PostgreSQL database
-    it makes roles in, and the PgBouncer database that uses it (credential=<set>)."""
+    it makes roles in, and the PgBouncer database that uses it (credential=<set>).
+
+    kind "static": the mount has one static role for `login_user`, a PostgreSQL user the chain
+    creates (in `group`), rotated by Vault every `rotation_period`. kind "kv": db_mount is a
+    KV v2 mount holding `login_user` and its password at `kv_path`."""
     set_name: str
     pg_db: str
     group: str
@@ -245,6 +279,10 @@ class Tenant:
     policy: str = ""
     bouncer_db: str = ""
     set_keys: dict[str, str] = field(default_factory=dict)
+    kind: str = "dynamic"
+    rotation_period: str = ""
+    login_user: str = ""
+    kv_path: str = ""
 
 
 class Chain:
@@ -275,19 +313,27 @@ class Chain:
         self._mounted: list[str] = []
         self._policies: list[str] = []
         self._auth_enabled = False
+        self._pg_users: list[str] = []
+        self.extra_auth_mounts: list[str] = []  # disabled at close()
 
     # -----------------------------------------------------------------------------------------
     # Set-up.
 
     def add_tenant(self, set_name: str = "app", *, pg_db: str = APP_DB, group: str = APP_GROUP,
                    default_ttl: str = "5m", max_ttl: str = "10m", rotation_margin: str = "10s",
-                   bouncer_db: str | None = None, **set_keys: str) -> Tenant:
-        """A credential set to configure at start(); the Vault role is named like the set."""
+                   bouncer_db: str | None = None, kind: str = "dynamic",
+                   rotation_period: str = "1h", **set_keys: str) -> Tenant:
+        """A credential set to configure at start(); the Vault role is named like the set.
+        kind: dynamic, static (rotation_period) or kv (set_keys may hold refresh_interval)."""
+        assert kind in ("dynamic", "static", "kv"), kind
+        login_user = f"pgbv_{kind}_{self.suffix}_{set_name}" if kind != "dynamic" else ""
         t = Tenant(set_name=set_name, pg_db=pg_db, group=group, default_ttl=default_ttl,
                    max_ttl=max_ttl, rotation_margin=rotation_margin,
-                   db_mount=f"db-{self.suffix}-{set_name}", role=set_name,
-                   policy=f"pgbv-{self.suffix}-{set_name}", bouncer_db=bouncer_db or pg_db,
-                   set_keys=dict(set_keys))
+                   db_mount=f"{'kv' if kind == 'kv' else 'db'}-{self.suffix}-{set_name}",
+                   role=set_name, policy=f"pgbv-{self.suffix}-{set_name}",
+                   bouncer_db=bouncer_db or pg_db, set_keys=dict(set_keys), kind=kind,
+                   rotation_period=rotation_period, login_user=login_user,
+                   kv_path=f"pgbv/{set_name}" if kind == "kv" else "")
         self.tenants[set_name] = t
         return t
 
@@ -303,6 +349,11 @@ class Chain:
         self._auth_enabled = True
         policies = []
         for t in self.tenants.values():
+            if t.kind != "dynamic":
+                self._configure_leaseless(t)
+                self._policies.append(t.policy)
+                policies.append(t.policy)
+                continue
             c.enable_secrets_engine(t.db_mount, "database")
             self._mounted.append(t.db_mount)
             # setup_pgbv writes the connection, the role, the tenant's policy and an AppRole
@@ -322,6 +373,44 @@ class Chain:
         self.secret_id = c.approle_secret_id(self.auth_mount, self.approle)
         self._vault_configured = True
 
+    def create_login_user(self, t: Tenant, name: str, password: str) -> None:
+        """A PostgreSQL user in the tenant's group, dropped at close()."""
+        self.pg.psql(f"CREATE ROLE {quote_ident(name)} LOGIN PASSWORD {quote_literal(password)} "
+                     f"IN ROLE {quote_ident(t.group)};", db="postgres")
+        self._pg_users.append(name)
+
+    def write_kv_login(self, set_name: str, username: str, password: str) -> int:
+        """Writes a new version of a kv tenant's secret; returns the version."""
+        t = self.tenants[set_name]
+        return write_kv(self.vault.client, t.db_mount, t.kv_path,
+                        {"username": username, "password": password})
+
+    def _configure_leaseless(self, t: Tenant) -> None:
+        """A static role or a KV v2 secret for `t`, and a policy that reads only it."""
+        c = self.vault.client
+        password = secrets.token_urlsafe(18)
+        self.create_login_user(t, t.login_user, password)
+        if t.kind == "static":
+            # Vault checks for due rotations every tick_interval seconds (5 by default).
+            enable_database(c, t.db_mount, tick_interval=1)
+            self._mounted.append(t.db_mount)
+            c.configure_postgres(t.db_mount, "pg", self.pg_url(t.pg_db), "postgres",
+                                 self.pg_admin_password, [t.role])
+            # Vault sets a password it alone knows at once.
+            write_static_role(c, t.db_mount, t.role, "pg", t.login_user, t.rotation_period)
+            hcl = static_role_policy(t.db_mount, t.role)
+        else:
+            enable_kv2(c, t.db_mount)
+            self._mounted.append(t.db_mount)
+            self.write_kv_login(t.set_name, t.login_user, password)
+            hcl = kv_policy(t.db_mount, t.kv_path)
+        c.put_policy(t.policy, hcl)
+
+    @property
+    def policies(self) -> list[str]:
+        """The tenants' Vault policies, for an auth method's role."""
+        return list(self._policies)
+
     def make_controller(self, *, vault_settings: dict | None = None,
                         controller_settings: dict | None = None,
                         vault_addr: str | None = None) -> Controller:
@@ -332,28 +421,48 @@ class Chain:
         if self.vault.client.namespace:
             vault["namespace"] = self.vault.client.namespace
         vault.update(vault_settings or {})
-        sets = {t.set_name: {"role": t.role, "mount": t.db_mount,
-                             "rotation_margin": t.rotation_margin, **t.set_keys}
-                for t in self.tenants.values()}
+        def set_keys(t: Tenant) -> dict[str, str]:
+            if t.kind == "static":
+                return {"kind": "static", "role": t.role, "mount": t.db_mount, **t.set_keys}
+            if t.kind == "kv":
+                return {"kind": "kv", "mount": t.db_mount, "path": t.kv_path, **t.set_keys}
+            return {"role": t.role, "mount": t.db_mount, "rotation_margin": t.rotation_margin,
+                    **t.set_keys}
+
+        sets = {t.set_name: set_keys(t) for t in self.tenants.values()}
         ctl = Controller(self.controller_bin, self.pgbvctl_bin, self.workdir,
                          vault_addr=vault_addr or self.vault.addr, vault=vault, sets=sets,
                          controller=controller_settings)
+        if vault.get("auth_method") != "approle":
+            # Another auth method (see controller_auth.py): no AppRole keys for it.
+            ctl.vault.pop("approle_mount", None)
+            return ctl
         ctl.vault["role_id_file"] = str(ctl.secret_file("role_id", self.role_id))
-        ctl.vault["secret_id_file"] = str(ctl.secret_file("secret_id", self.secret_id))
+        if "secret_id_file" not in ctl.vault:
+            ctl.vault["secret_id_file"] = str(ctl.secret_file("secret_id", self.secret_id))
         return ctl
 
     def start(self, *, token_ttl: str = "1h", token_max_ttl: str = "24h",
               vault_settings: dict | None = None, controller_settings: dict | None = None,
-              bouncer_settings: dict | None = None, vault_addr: str | None = None) -> "Chain":
+              bouncer_settings: dict | None = None, vault_addr: str | None = None,
+              configure_auth=None, prepare=None) -> "Chain":
         """Configures Vault, starts the controller and PgBouncer, and waits until every set
-        has credentials in PgBouncer."""
+        has credentials in PgBouncer.
+
+        configure_auth(chain): called once Vault has the tenants' policies (chain.policies), to
+        set up another auth method (register its mount in chain.extra_auth_mounts).
+        prepare(controller): called before the controller starts, e.g. to write its JWT file."""
         if not self.tenants:
             self.add_tenant()
         self.preexisting_roles = vault_roles(self.pg)
         self.configure_vault(token_ttl=token_ttl, token_max_ttl=token_max_ttl)
+        if configure_auth is not None:
+            configure_auth(self)
         self.controller = self.make_controller(vault_settings=vault_settings,
                                                controller_settings=controller_settings,
                                                vault_addr=vault_addr)
+        if prepare is not None:
+            prepare(self.controller)
         self.controller.start()
         databases = {t.bouncer_db: f"host=127.0.0.1 port={self.pg.port} dbname={t.pg_db} "
                                    f"credential={t.set_name}"
@@ -471,6 +580,16 @@ class Chain:
                     c.disable_auth(self.auth_mount)
                 except Exception:
                     pass
+        for mount in self.extra_auth_mounts:
+            try:
+                c.disable_auth(mount)
+            except Exception:
+                pass
+        for user in self._pg_users:  # Vault never drops a static role's user
+            try:
+                self.pg.psql(f"DROP ROLE IF EXISTS {quote_ident(user)};", db="postgres")
+            except Exception:
+                pass
         return problems
 
 
@@ -502,7 +621,18 @@ def vault_target(request, workdir: Path):
     if not script.is_file():
         pytest.fail(f"the Vault double {script} is missing (PGBV_VAULT_DOUBLE)", pytrace=False)
     directory = processes.make_dir(workdir, "vault", mode=0o700)
-    target = VaultTarget.start_double(directory, script)
+    tls = None
+    if getattr(request.module, "VAULT_DOUBLE_TLS", False):
+        # The module asks for an HTTPS double; the controller (user postgres) reads the files.
+        from tlsfiles import make_tls_set
+        tls_dir = processes.make_dir(workdir, "tls", mode=0o755)
+        tls = make_tls_set(str(tls_dir))
+        for f in tls_dir.iterdir():
+            processes.give_to_server_user(f)
+    target = VaultTarget.start_double(directory, script, tls=tls,
+                                      standby=getattr(request.module, "VAULT_DOUBLE_STANDBY",
+                                                      False),
+                                      extra_args=getattr(request.module, "VAULT_DOUBLE_ARGS", ()))
     yield target
     problems = target.health_problems()
     target.stop()

@@ -359,6 +359,329 @@ def setup_pgbv(client, pg_url_template, pg_user, pg_password, *, db_mount="datab
             "creds_path": f"{db_mount}/creds/{role}", "policy_hcl": hcl}
 
 
+# --- static roles, KV v2, namespaces, HA (operator set-up; same calls as for Vault) -------------
+
+DEFAULT_ROTATION_SQL = "ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';"
+
+TOKEN_SELF_POLICY = ('path "auth/token/lookup-self" {\n  capabilities = ["read"]\n}\n'
+                     'path "auth/token/renew-self" {\n  capabilities = ["update"]\n}\n'
+                     'path "auth/token/revoke-self" {\n  capabilities = ["update"]\n}\n')
+
+
+def static_role_policy(db_mount, role, token_self=True):
+    """ACL policy to read one static role's credentials (and, by default, token self-service)."""
+    hcl = (f'# pgbv-controller: read the static role {db_mount}/{role}.\n'
+           f'path "{db_mount}/static-creds/{role}" {{\n  capabilities = ["read"]\n}}\n')
+    return hcl + (TOKEN_SELF_POLICY if token_self else "")
+
+
+def kv_policy(kv_mount, path, token_self=True):
+    """ACL policy to read one KV v2 secret (data and metadata) and, by default, token self."""
+    hcl = (f'# pgbv-controller: read the KV v2 secret {kv_mount}/{path}.\n'
+           f'path "{kv_mount}/data/{path}" {{\n  capabilities = ["read"]\n}}\n'
+           f'path "{kv_mount}/metadata/{path}" {{\n  capabilities = ["read"]\n}}\n')
+    return hcl + (TOKEN_SELF_POLICY if token_self else "")
+
+
+def enable_database(client, mount="database", tick_interval=None):
+    """Mounts the database engine. tick_interval (seconds) sets the mount option
+    rotation_queue_tick_interval: how often Vault checks for static roles due (default 5)."""
+    body = {"type": "database"}
+    if tick_interval is not None:
+        body["options"] = {"rotation_queue_tick_interval": str(int(tick_interval))}
+    return client.write(f"sys/mounts/{mount}", body)
+
+
+def write_static_role(client, db_mount, role, db_name, username, rotation_period,
+                      rotation_statements=None, check=True, **extra):
+    """<mount>/static-roles/<role>. Vault rotates the user's password at once (unless
+    extra has skip_import_rotation=True). extra: credential_type, password, ..."""
+    body = {"db_name": db_name, "username": username, "rotation_period": rotation_period}
+    if rotation_statements is not None:
+        body["rotation_statements"] = list(rotation_statements)
+    body.update(extra)
+    return client.write(f"{db_mount}/static-roles/{role}", body, check=check)
+
+
+def static_creds(client, db_mount, role, check=True):
+    """GET <mount>/static-creds/<role>: data{username, password, ttl, last_vault_rotation,
+    rotation_period}; no lease."""
+    return client.read(f"{db_mount}/static-creds/{role}", check=check)
+
+
+def rotate_static_role(client, db_mount, role, check=True):
+    """POST <mount>/rotate-role/<role>: rotate now (204); the schedule restarts from now."""
+    return client.write(f"{db_mount}/rotate-role/{role}", {}, check=check)
+
+
+def setup_static_role(client, pg_url_template, pg_user, pg_password, username, *,
+                      db_mount="database", db_name="pg", role="static-app",
+                      rotation_period="1h", rotation_statements=None, enable=True,
+                      tick_interval=None, configure=True, policy=None, auth_mount=None,
+                      approle=None, token_ttl="1h", token_max_ttl="24h", **extra):
+    """Configures a static role as an operator would; returns a summary dict (no secrets).
+
+    The PostgreSQL user `username` must already exist (Vault never creates it). Mounts the
+    database engine (enable; tick_interval as in enable_database), writes
+    <db_mount>/config/<db_name> (configure) allowing `role`, then the static role, which
+    rotates the password at once. With policy: writes static_role_policy() under that name;
+    with auth_mount and approle too: mounts AppRole there (when enable) and writes the
+    AppRole role bound to the policy.
+    """
+    if enable:
+        enable_database(client, db_mount, tick_interval)
+    if configure:
+        client.configure_postgres(db_mount, db_name, pg_url_template, pg_user, pg_password,
+                                  [role])
+    write_static_role(client, db_mount, role, db_name, username, rotation_period,
+                      rotation_statements, **extra)
+    info = {"addr": client.addr, "db_mount": db_mount, "db_name": db_name, "role": role,
+            "username": username, "creds_path": f"{db_mount}/static-creds/{role}"}
+    if policy:
+        hcl = static_role_policy(db_mount, role)
+        client.put_policy(policy, hcl)
+        info.update(policy=policy, policy_hcl=hcl)
+        if auth_mount and approle:
+            if enable:
+                client.enable_auth(auth_mount, "approle")
+            client.write_approle(auth_mount, approle, token_policies=[policy],
+                                 token_ttl=token_ttl, token_max_ttl=token_max_ttl)
+            info.update(auth_mount=auth_mount, approle=approle,
+                        role_id=client.approle_role_id(auth_mount, approle))
+    return info
+
+
+def enable_kv2(client, mount="secret", wait=10.0, **config):
+    """Mounts KV version 2 (type kv, options version=2) and waits until it answers, since
+    a real Vault sets a new KV v2 mount up in the background. config: max_versions,
+    cas_required, delete_version_after (written to <mount>/config)."""
+    client.write(f"sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}})
+    deadline = time.monotonic() + wait
+    while True:
+        r = client.read(f"{mount}/config", check=False)
+        if r.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if config:
+        client.write(f"{mount}/config", config)
+    return r
+
+
+def write_kv(client, mount, path, data, cas=None, check=True):
+    """POST <mount>/data/<path> {data[, options{cas}]}; returns the new version (int), or the
+    VaultResponse when check=False."""
+    body = {"data": dict(data)}
+    if cas is not None:
+        body["options"] = {"cas": cas}
+    r = client.write(f"{mount}/data/{path}", body, check=check)
+    if not check:
+        return r
+    return r.data["version"]
+
+
+def read_kv(client, mount, path, version=None, check=True):
+    """GET <mount>/data/<path>[?version=N]: data{data{...}, metadata{version, ...}}."""
+    q = f"?version={int(version)}" if version is not None else ""
+    return client.read(f"{mount}/data/{path}{q}", check=check)
+
+
+def delete_kv(client, mount, path, check=True):
+    """DELETE <mount>/data/<path>: soft-deletes the latest version (reads then answer 404)."""
+    return client.delete(f"{mount}/data/{path}", check=check)
+
+
+def destroy_kv_metadata(client, mount, path, check=True):
+    """DELETE <mount>/metadata/<path>: removes the key and every version."""
+    return client.delete(f"{mount}/metadata/{path}", check=check)
+
+
+def create_namespace(client, ns, check=True):
+    """(Enterprise) POST sys/namespaces/<ns>, in client's namespace. The double needs
+    --enterprise; Vault OSS answers 404."""
+    return client.write(f"sys/namespaces/{ns}", {}, check=check)
+
+
+def in_namespace(client, namespace):
+    """A copy of client that sends X-Vault-Namespace: namespace."""
+    c = client.with_token(client.token)
+    c.namespace = namespace
+    return c
+
+
+def fault_rate_limited(control, path, **kw):
+    """(double only) Makes requests under path answer 429 with Vault's rate-limit quota
+    error text. kw: count, for_ms, method."""
+    msg = 'request path "' + path + '": rate limit quota exceeded'
+    return control.fault("error", status=429, errors=[msg], path=path, **kw)
+
+
+def set_active_node(control, index):
+    """(double with --standby-listen) Makes node index (0: --listen, 1: the standby
+    listener) active; None: no active node (API requests then answer 503)."""
+    return control._call("POST", "ha", {"active": index})
+
+
+def ha_state(control):
+    """(double with --standby-listen) {"active", "nodes": [addresses], "self"}."""
+    return control._call("GET", "ha")
+
+
+def fault_sealed(control, **kw):
+    """(double only) Makes this node answer like a sealed Vault (503 Vault is sealed;
+    sys/health 503 sealed:true). kw: count, for_ms, path, method."""
+    return control.fault("sealed", **kw)
+
+
+# --- kubernetes, jwt and cert auth methods (operator set-up; same calls as for Vault) ----------
+
+
+class CertVaultClient(VaultClient):
+    """A VaultClient that presents a TLS client certificate on every connection (cert auth)."""
+
+    def __init__(self, addr, token=None, cacert=None, namespace=None, timeout=15.0,
+                 request_header=True, client_cert=None, client_key=None):
+        super().__init__(addr, token, cacert, namespace, timeout, request_header)
+        self.client_cert = client_cert
+        self.client_key = client_key
+        if self._ssl is not None and client_cert:
+            self._ssl.load_cert_chain(client_cert, client_key)
+
+    def with_token(self, token):
+        c = CertVaultClient(self.addr, token, self.cacert, self.namespace, self.timeout,
+                            self.request_header, self.client_cert, self.client_key)
+        return c
+
+
+def with_client_cert(client, cert_file, key_file):
+    """A copy of client (https) that presents cert_file/key_file as its TLS client cert."""
+    return CertVaultClient(client.addr, client.token, client.cacert, client.namespace,
+                           client.timeout, client.request_header, cert_file, key_file)
+
+
+def _token_fields(policies, token_ttl, token_max_ttl, token_type, extra):
+    body = {"token_policies": list(policies)}
+    if token_ttl is not None:
+        body["token_ttl"] = token_ttl
+    if token_max_ttl is not None:
+        body["token_max_ttl"] = token_max_ttl
+    if token_type is not None:
+        body["token_type"] = token_type
+    body.update(extra)
+    return body
+
+
+def setup_kubernetes_auth(client, kube_host, *, mount="kubernetes", ca_pem=None,
+                          token_reviewer_jwt=None, role="pgbv", sa_names=("pgbv",),
+                          namespaces=("default",), audience=None,
+                          policies=("pgbv-controller",), token_ttl="1h", token_max_ttl="24h",
+                          token_type=None, pem_keys=None, issuer=None, enable=True,
+                          **role_fields):
+    """Enables the kubernetes auth method at auth/<mount> (unless enable=False), writes
+    auth/<mount>/config (kubernetes_host, kubernetes_ca_cert, token_reviewer_jwt,
+    disable_local_ca_jwt=true[, pem_keys, issuer]) and the role (bound service-account names
+    and namespaces, audience, token_* fields; role_fields: any other role parameter).
+    Returns a summary dict without secrets."""
+    if enable:
+        client.enable_auth(mount, "kubernetes")
+    cfg = {"kubernetes_host": kube_host, "disable_local_ca_jwt": True}
+    if ca_pem:
+        cfg["kubernetes_ca_cert"] = ca_pem
+    if token_reviewer_jwt:
+        cfg["token_reviewer_jwt"] = token_reviewer_jwt
+    if pem_keys:
+        cfg["pem_keys"] = list(pem_keys)
+    if issuer:
+        cfg["issuer"] = issuer
+        cfg["disable_iss_validation"] = False
+    client.write(f"auth/{mount}/config", cfg)
+    body = _token_fields(policies, token_ttl, token_max_ttl, token_type, role_fields)
+    body["bound_service_account_names"] = list(sa_names)
+    body["bound_service_account_namespaces"] = list(namespaces)
+    if audience:
+        body["audience"] = audience
+    r = client.write(f"auth/{mount}/role/{role}", body)
+    return {"addr": client.addr, "auth_mount": mount, "auth_method": "kubernetes",
+            "role": role, "kube_host": kube_host, "warnings": r.warnings}
+
+
+def setup_jwt_auth(client, pubkeys_pem, *, mount="jwt", bound_issuer=None, role="pgbv",
+                   bound_audiences=("pgbv",), user_claim="sub", bound_subject=None,
+                   bound_claims=None, claim_mappings=None, policies=("pgbv-controller",),
+                   token_ttl="1h", token_max_ttl="24h", token_type=None,
+                   jwt_supported_algs=None, enable=True, **role_fields):
+    """Enables the jwt auth method at auth/<mount> (unless enable=False), writes
+    auth/<mount>/config with static jwt_validation_pubkeys (PEM strings; [bound_issuer,
+    jwt_supported_algs]) and a role_type=jwt role (bound_audiences, user_claim, bound_subject,
+    bound_claims, claim_mappings, token_* fields; role_fields: any other role parameter).
+    Returns a summary dict."""
+    if enable:
+        client.enable_auth(mount, "jwt")
+    if isinstance(pubkeys_pem, str):
+        pubkeys_pem = [pubkeys_pem]
+    cfg = {"jwt_validation_pubkeys": list(pubkeys_pem)}
+    if bound_issuer:
+        cfg["bound_issuer"] = bound_issuer
+    if jwt_supported_algs:
+        cfg["jwt_supported_algs"] = list(jwt_supported_algs)
+    client.write(f"auth/{mount}/config", cfg)
+    body = _token_fields(policies, token_ttl, token_max_ttl, token_type, role_fields)
+    body.update(role_type="jwt", user_claim=user_claim)
+    if bound_audiences:
+        body["bound_audiences"] = list(bound_audiences)
+    if bound_subject:
+        body["bound_subject"] = bound_subject
+    if bound_claims:
+        body["bound_claims"] = dict(bound_claims)
+    if claim_mappings:
+        body["claim_mappings"] = dict(claim_mappings)
+    client.write(f"auth/{mount}/role/{role}", body)
+    return {"addr": client.addr, "auth_mount": mount, "auth_method": "jwt", "role": role}
+
+
+def setup_cert_auth(client, certificate_pem, *, mount="cert", name="pgbv",
+                    allowed_common_names=None, allowed_dns_sans=None,
+                    policies=("pgbv-controller",), token_ttl="1h", token_max_ttl="24h",
+                    token_type=None, display_name=None, enable=True, **fields):
+    """Enables the cert auth method at auth/<mount> (unless enable=False) and writes the
+    trusted certificate role auth/<mount>/certs/<name>: certificate_pem is the CA (or the
+    client certificate itself) that logins must chain to; allowed_common_names /
+    allowed_dns_sans restrict them; token_* fields; fields: any other certs parameter.
+    Vault only sees client certificates if its listener requests them (the double:
+    --tls-client-ca). Returns a summary dict."""
+    if enable:
+        client.enable_auth(mount, "cert")
+    body = _token_fields(policies, token_ttl, token_max_ttl, token_type, fields)
+    body["certificate"] = certificate_pem
+    if allowed_common_names:
+        body["allowed_common_names"] = list(allowed_common_names)
+    if allowed_dns_sans:
+        body["allowed_dns_sans"] = list(allowed_dns_sans)
+    if display_name:
+        body["display_name"] = display_name
+    r = client.write(f"auth/{mount}/certs/{name}", body)
+    return {"addr": client.addr, "auth_mount": mount, "auth_method": "cert", "name": name,
+            "warnings": r.warnings}
+
+
+def kubernetes_login(client, role, jwt, mount="kubernetes", check=True):
+    """POST auth/<mount>/login {role, jwt} without a token; the VaultResponse."""
+    return client.request("POST", f"auth/{mount}/login", {"role": role, "jwt": jwt},
+                          token=None, check=check)
+
+
+def jwt_login(client, role, jwt, mount="jwt", check=True):
+    """POST auth/<mount>/login {role, jwt} without a token; the VaultResponse."""
+    return client.request("POST", f"auth/{mount}/login", {"role": role, "jwt": jwt},
+                          token=None, check=check)
+
+
+def cert_login(client, mount="cert", name=None, check=True):
+    """POST auth/<mount>/login [{name}] without a token; client must present the client
+    certificate (with_client_cert()). The VaultResponse."""
+    return client.request("POST", f"auth/{mount}/login", {"name": name} if name else {},
+                          token=None, check=check)
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -548,6 +871,34 @@ def main(argv=None):
     s = sub.add_parser("stats", help="(double only) print counters and live leases")
     s.add_argument("--reset", action="store_true")
 
+    s = sub.add_parser("setup-static-role",
+                       help="mount database (unless --no-enable), configure PostgreSQL and write "
+                            "a static role for an existing user (Vault rotates it at once)")
+    s.add_argument("--pg-url", required=True,
+                   help="connection_url with {{username}}/{{password}}")
+    s.add_argument("--pg-user", required=True, help="PostgreSQL admin user Vault uses")
+    s.add_argument("--pg-password-file", required=True, help="file with that user's password")
+    s.add_argument("--username", required=True, help="the existing PostgreSQL user to manage")
+    s.add_argument("--db-mount", default="database")
+    s.add_argument("--db-name", default="pg")
+    s.add_argument("--role", default="static-app")
+    s.add_argument("--rotation-period", default="1h")
+    s.add_argument("--rotation-sql", action="append", help="rotation statement (repeatable)")
+    s.add_argument("--tick-interval", type=int,
+                   help="mount option rotation_queue_tick_interval in seconds (default 5)")
+    s.add_argument("--policy", help="also write static_role_policy() under this name")
+    s.add_argument("--no-enable", action="store_true")
+    s.add_argument("--no-configure", action="store_true",
+                   help="the connection config exists; only write the role")
+
+    s = sub.add_parser("kv-put", help="write a KV v2 secret; prints the new version")
+    s.add_argument("--mount", default="secret")
+    s.add_argument("--path", required=True)
+    s.add_argument("--enable", action="store_true", help="mount KV v2 there first")
+    s.add_argument("--cas", type=int)
+    s.add_argument("fields", nargs="+", metavar="KEY=VALUE|KEY=@FILE",
+                   help="fields; @FILE reads the value from a file (for passwords)")
+
     s = sub.add_parser("request", help="send any request; prints status and body")
     s.add_argument("method")
     s.add_argument("path", help="Vault path without /v1/")
@@ -575,6 +926,24 @@ def main(argv=None):
             DoubleControl(c).clear(a.stats)
         elif a.cmd == "stats":
             print(json.dumps(DoubleControl(c).stats(a.reset), indent=1))
+        elif a.cmd == "setup-static-role":
+            info = setup_static_role(
+                c, a.pg_url, a.pg_user, _read_file(a.pg_password_file), a.username,
+                db_mount=a.db_mount, db_name=a.db_name, role=a.role,
+                rotation_period=a.rotation_period, rotation_statements=a.rotation_sql,
+                enable=not a.no_enable, tick_interval=a.tick_interval,
+                configure=not a.no_configure, policy=a.policy)
+            print(json.dumps({k: v for k, v in info.items() if k != "policy_hcl"}, indent=1))
+        elif a.cmd == "kv-put":
+            if a.enable:
+                enable_kv2(c, a.mount)
+            data = {}
+            for item in a.fields:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    sys.exit(f"vault_client: kv-put field {item!r} is not KEY=VALUE")
+                data[key] = _read_file(value[1:]) if value.startswith("@") else value
+            print(write_kv(c, a.mount, a.path, data, cas=a.cas))
         elif a.cmd == "request":
             return _cmd_request(c, a)
     except (VaultError, OSError, TimeoutError) as e:

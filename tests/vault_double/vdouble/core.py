@@ -6,19 +6,25 @@ import threading
 import time
 import uuid
 
-from . import acl
+from . import acl, standby
 from .approle import AppRoleBackend
+from .certauth import CertBackend
 from .database import DatabaseBackend
 from .durations import SysView, parse_duration_second, rfc3339nano
 from .errors import SEALED, VaultError, multierror_text, permission_denied
 from .framework import Response, unknown_fields_warning
-from .leases import ExpirationManager
+from .jwtauth import JwtBackend
+from .kubernetes import KubernetesBackend
+from .kv import make_kv_backend
+from .namespaces import (NamespacedExpirationManager, NamespacedTokenStore, NamespaceState,
+                         handle_sys_namespaces, token_usable)
 from .sysbackend import SysBackend
 from .tokenbackend import TokenBackend
-from .tokens import Token, TokenStore, new_uuid
+from .tokens import Token, new_uuid
 
-SECRET_TYPES = {"database": DatabaseBackend}
-AUTH_TYPES = {"approle": AppRoleBackend}
+SECRET_TYPES = {"database": DatabaseBackend, "kv": make_kv_backend}
+AUTH_TYPES = {"approle": AppRoleBackend, "kubernetes": KubernetesBackend, "jwt": JwtBackend,
+              "cert": CertBackend}
 
 # Paths Vault answers while sealed.
 SEALED_OK = {"sys/health", "sys/seal-status", "sys/unseal", "sys/leader", "sys/init"}
@@ -53,10 +59,11 @@ class Mount:
 class Result:
     """What the transport sends: status, JSON body (or None), and the request's path class."""
 
-    def __init__(self, status, body, cls="unknown"):
+    def __init__(self, status, body, cls="unknown", headers=None):
         self.status = status
         self.body = body
         self.cls = cls
+        self.headers = headers or {}  # extra HTTP headers (Location of a standby's 307)
 
 
 def error_result(e, cls="unknown"):
@@ -65,8 +72,13 @@ def error_result(e, cls="unknown"):
 
 class Core:
     def __init__(self, version="1.17.2", default_ttl=768 * 3600, max_ttl=768 * 3600,
-                 invalid_token_style="modern", root_token=None):
+                 invalid_token_style="modern", root_token=None, enterprise=False):
         self.lock = threading.Lock()
+        # Mount table and policies live in the request's namespace (only the root one
+        # without --enterprise); see the mounts/policies properties.
+        self.namespaces = NamespaceState(enterprise)
+        self.namespaces.on_create = self._init_namespace
+        self.ha = None  # standby.Cluster when the double serves several HA nodes
         self.version = version
         self.default_ttl = default_ttl
         self.max_ttl = max_ttl
@@ -78,18 +90,59 @@ class Core:
         self.policies = {"default": acl.DEFAULT_POLICY}
         self.password_policies = {}
         self.password_policy_texts = {}
-        self.tokens = TokenStore(self)
-        self.expiration = ExpirationManager(self)
-        self.mounts = {}
-        for path, mtype, cls in (("sys/", "system", SysBackend),
-                                 ("auth/token/", "token", TokenBackend)):
-            mt = Mount(self, path, mtype)
-            mt.backend = cls(self, mt)
-            self.mounts[path] = mt
+        self.tokens = NamespacedTokenStore(self, self.namespaces)
+        self.expiration = NamespacedExpirationManager(self, self.namespaces)
+        self._init_namespace(self.namespaces.root)
         root = Token(id=root_token or self.tokens.new_id("service"), policies=["root"],
                      path="auth/token/root", display_name="root", ttl=0, renewable=False)
         self.tokens.tokens[root.id] = root
         self.root_token = root.id
+
+    # --- namespaces ------------------------------------------------------------------------
+
+    @property
+    def mounts(self):
+        return self.namespaces.current.mounts
+
+    @mounts.setter
+    def mounts(self, value):
+        self.namespaces.current.mounts = value
+
+    @property
+    def policies(self):
+        return self.namespaces.current.policies
+
+    @policies.setter
+    def policies(self, value):
+        self.namespaces.current.policies = value
+
+    def _init_namespace(self, ns):
+        """Every namespace has its own sys/ and auth/token/ mounts."""
+        for path, mtype, cls in (("sys/", "system", SysBackend),
+                                 ("auth/token/", "token", TokenBackend)):
+            mt = Mount(self, path, mtype)
+            mt.backend = cls(self, mt)
+            ns.mounts[path] = mt
+
+    def _drop_namespaces(self, gone):
+        """A deleted namespace takes its tokens, mounts and leases with it."""
+        state = self.namespaces
+        saved = state.current
+        try:
+            for ns in gone:
+                for tok in [t for t in self.tokens.tokens.values()
+                            if getattr(t, "namespace", "") == ns.path]:
+                    self.tokens.revoke(tok, "revoked")
+                state.set_current(ns)
+                for path in [p for p in ns.mounts if p not in ("sys/", "auth/token/")]:
+                    self.unmount(path)
+        finally:
+            state.set_current(saved)
+
+    def _acl_path(self, tok, path):
+        """The path as the token's own namespace sees it (tokens may act below their ns)."""
+        prefix = self.namespaces.current.path[len(getattr(tok, "namespace", "")):]
+        return prefix + path
 
     # --- locking ---------------------------------------------------------------------------
 
@@ -151,6 +204,12 @@ class Core:
         is_auth = path.startswith("auth/")
         if not mtype:
             raise VaultError(400, "backend type must be specified as a string")
+        # Mount options are strings in Vault (map[string]string); "kv-v2" is "kv" version 2.
+        options = {str(k): str(v) for k, v in options.items()} \
+            if isinstance(options, dict) else {}
+        if not is_auth and mtype == "kv-v2":
+            mtype = "kv"
+            options["version"] = "2"
         if is_auth and mtype == "token":
             raise VaultError(400, "token credential backend cannot be instantiated")
         kinds = AUTH_TYPES if is_auth else SECRET_TYPES
@@ -164,7 +223,7 @@ class Core:
             if path.startswith(existing) or existing.startswith(path):
                 raise VaultError(400, f"path is already in use at {existing}")
         mt = Mount(self, path, mtype, description)
-        mt.options = dict(options) if isinstance(options, dict) else {}
+        mt.options = options
         self.apply_mount_config(mt, config if isinstance(config, dict) else {})
         mt.backend = kinds[mtype](self, mt)
         self.mounts[path] = mt
@@ -179,12 +238,16 @@ class Core:
                 self.tokens.revoke(tok, "revoked")
         else:
             self.expiration.revoke_prefix(path, force=False, reason="unmount")
+        cleanup = getattr(mt.backend, "cleanup", None)
+        if cleanup is not None:
+            cleanup()
         self.mounts.pop(path, None)
 
     # --- tokens and ACLs -------------------------------------------------------------------------
 
     def acl_for(self, tok):
-        texts = [self.policies[p] for p in tok.policies if p in self.policies]
+        ns = self.namespaces.by_path.get(getattr(tok, "namespace", ""), self.namespaces.root)
+        texts = [ns.policies[p] for p in tok.policies if p in ns.policies]
         if "response-wrapping" in tok.policies:
             texts.append(acl.RESPONSE_WRAPPING_POLICY)
         return acl.ACL(texts)
@@ -192,7 +255,7 @@ class Core:
     def has_sudo(self, tok, path):
         if "root" in tok.policies:
             return True
-        return self.acl_for(tok).allows(path, {"sudo"}, sudo=True)
+        return self.acl_for(tok).allows(self._acl_path(tok, path), {"sudo"}, sudo=True)
 
     def _invalid_token(self):
         if self.invalid_token_style == "legacy":
@@ -217,6 +280,8 @@ class Core:
                 return self._handle(req)
             except VaultError as e:
                 return error_result(e, getattr(req, "cls", "unknown"))
+            finally:
+                self.namespaces.set_current(self.namespaces.root)
 
     def _operation(self, req):
         m = req.method
@@ -238,6 +303,12 @@ class Core:
             raise VaultError(405)
         if req.method in ("GET", "HEAD", "LIST", "DELETE") and not req.data:
             req.data = {k: v for k, v in req.query.items() if k != "list"}
+        ns, req.path = self.namespaces.resolve(req.headers.get("X-Vault-Namespace", ""),
+                                               req.path)
+        self.namespaces.set_current(ns)
+        req.namespace = ns
+        if req.op == "list" and not req.path.endswith("/"):
+            req.path += "/"  # Vault's HTTP layer does this for every LIST (http/logical.go)
         path = req.path
         mount = self.mount_for_path(path)
         route = m = None
@@ -255,18 +326,23 @@ class Core:
             tok = self.tokens.lookup(token_str) if token_str else None
             if tok is None:
                 raise self._invalid_token() if token_str else VaultError(403, "permission denied")
+            if not token_usable(getattr(tok, "namespace", ""), ns.path):
+                raise VaultError(403, "permission denied")
             if "root" not in tok.policies:
                 needed = {"read": {"read"}, "list": {"list"}, "delete": {"delete"},
                           "update": {"update"}}[req.op]
                 if req.op == "update" and route is not None and route.existence:
                     needed = {"create", "update"}
                 sudo = route is not None and req.op in route.sudo
-                if not self.acl_for(tok).allows(path, needed, sudo=sudo):
+                if not self.acl_for(tok).allows(self._acl_path(tok, path), needed, sudo=sudo):
                     raise permission_denied()
             last_use = self.tokens.use(tok)
             req.token = tok
             req.display_name = tok.display_name
 
+        special = self._special(req, path)
+        if special is not None:
+            return special
         if mount is None:
             raise VaultError(404, f'no handler for route "{path}". route entry not found.')
         if route is None:
@@ -287,11 +363,48 @@ class Core:
         finally:
             if last_use and req.token is not None:
                 self.tokens.revoke(req.token, "revoked")
+        if path in ("sys/health", "sys/leader") and resp is not None and resp.raw:
+            resp = self._node_view(req, path, resp)
         if warning:
             if resp is None:
                 resp = Response()
             resp.warnings.insert(0, warning)
         return self._respond(req, mount, resp)
+
+    def _special(self, req, path):
+        """sys/namespaces (--enterprise) and sys/step-down (HA): handled by the core."""
+        if self.namespaces.enabled and (path == "sys/namespaces" or
+                                        path.startswith("sys/namespaces/")):
+            status, data = handle_sys_namespaces(self.namespaces, req, path[len("sys/"):])
+            if req.op == "delete":
+                if data:
+                    self._drop_namespaces(data)
+                return Result(204, None, req.cls)
+            if data is None:
+                return Result(404, {"errors": []}, req.cls)
+            return Result(200, self.envelope(req, self.mounts["sys/"], Response(data=data)),
+                          req.cls)
+        if path == "sys/step-down" and self.ha is not None:
+            if req.op != "update":
+                raise VaultError(405, "unsupported operation", multi=True)
+            if not self.has_sudo(req.token, path):
+                raise permission_denied()
+            self.ha.step_down()
+            return Result(204, None, req.cls)
+        return None
+
+    def _node_view(self, req, path, resp):
+        """sys/health and sys/leader as the node that received the request sees them."""
+        node = getattr(req, "node", None)
+        status, body = resp.raw
+        if path == "sys/leader":
+            return Response(raw=(200, standby.leader(node))) if node is not None else resp
+        status, body = standby.health(node, req.query, status, body)
+        if self.namespaces.enabled:
+            body = dict(body, enterprise=True)
+            if "+ent" not in str(body.get("version", "")):
+                body["version"] = f"{body.get('version')}+ent"
+        return Response(raw=(status, body))
 
     def _respond(self, req, mount, resp):
         if resp is None:
@@ -382,4 +495,16 @@ class Core:
                 "tokens": len(self.tokens.tokens),
                 "leases": [l.describe() for l in self.expiration.leases.values()],
                 "revoked": list(self.expiration.history),
+                "static_roles": self._static_roles(),
             }
+
+    def _static_roles(self):
+        """Static roles of every database mount: schedule state and the rotations done."""
+        out = {}
+        for ns in self.namespaces.by_path.values():
+            for path, mt in ns.mounts.items():
+                static = getattr(mt.backend, "static", None)
+                if static is not None:
+                    out[ns.path + path] = {"roles": static.describe(),
+                                           "rotations": list(static.history)}
+        return out

@@ -1,4 +1,4 @@
-"""The database secrets engine (dynamic roles) with the PostgreSQL plugin."""
+"""The database secrets engine (dynamic and static roles) with the PostgreSQL plugin."""
 
 import fnmatch
 import threading
@@ -11,6 +11,7 @@ from .framework import (Backend, Response, Route, get_bool, get_comma_list, get_
                         get_str_list)
 from .gotemplate import TemplateError
 from .postgres import Connection
+from .staticroles import StaticRoles
 
 PLUGINS = {"postgresql-database-plugin"}
 NAME = r"(?P<name>\w(([\w-]|\.)*\w)?)"
@@ -67,7 +68,8 @@ class DatabaseBackend(Backend):
         self.mount = mount
         self.configs = {}
         self.roles = {}
-        self.routes = [
+        self.static = StaticRoles(self)
+        self.routes = self.static.routes(NAME) + [
             Route(r"config/?", {"list": self.list_configs}, "config"),
             Route(r"config/" + NAME, {"update": self.write_config, "read": self.read_config,
                                       "delete": self.delete_config},
@@ -175,6 +177,8 @@ class DatabaseBackend(Backend):
     def write_role(self, req, m):
         name = m.group("name")
         data = req.data
+        if name in self.static.roles:
+            raise VaultError(400, "Role and Static Role names must be unique")
         role = self.roles.get(name)
         creating = role is None
         new = DBRole()
@@ -229,10 +233,27 @@ class DatabaseBackend(Backend):
         cfg = self.configs.get(db_name)
         if cfg is None:
             raise internal(f'failed to find entry for connection with name: "{db_name}"')
+        self.check_allowed(role_name, cfg)
+        return cfg
+
+    @staticmethod
+    def check_allowed(role_name, cfg):
         allowed = cfg.allowed_roles
         if "*" not in allowed and not any(fnmatch.fnmatchcase(role_name, p) for p in allowed):
             raise internal(f'"{role_name}" is not an allowed role')
-        return cfg
+
+    def generate_password(self, cfg):
+        """The plugin's GeneratePassword: the config's password_policy, or Vault's default."""
+        if cfg.password_policy:
+            policy = self.core.password_policies.get(cfg.password_policy)
+            if policy is None:
+                raise internal("unable to generate password: policy does not exist")
+            return policy.generate()
+        return passwords.DEFAULT_POLICY.generate()
+
+    def cleanup(self):
+        """The mount is going away: stop the static rotation ticker."""
+        self.static.stop()
 
     def creds(self, req, m):
         name = m.group("name")
@@ -242,13 +263,7 @@ class DatabaseBackend(Backend):
         cfg = self._config_for(name, role.db_name)
         ttl, _ = calculate_ttl(self.mount.sysview, 0, role.default_ttl, 0, role.max_ttl, 0)
         expiration = pg_expiration(time.time() + ttl + 5)
-        if cfg.password_policy:
-            policy = self.core.password_policies.get(cfg.password_policy)
-            if policy is None:
-                raise internal("unable to generate password: policy does not exist")
-            password = policy.generate()
-        else:
-            password = passwords.DEFAULT_POLICY.generate()
+        password = self.generate_password(cfg)
         template = str(cfg.details.get("username_template") or
                        gotemplate.DEFAULT_USERNAME_TEMPLATE)
         try:

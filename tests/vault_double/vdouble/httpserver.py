@@ -16,10 +16,20 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .faults import FaultError
 from .framework import Request
+from .standby import STANDBY_LOCAL, standby_answer
 
 MAX_BODY = 32 * 1024 * 1024
 CONTROL_PREFIX = "/_double/"
 _TOKEN_IN_PATH = re.compile(r"^(/v1/auth/token/(?:lookup|renew|revoke)(?:-orphan)?/).+$")
+
+# The request this thread is handling. Vault hands the connection state to an auth method
+# when one of its tokens is renewed (cert auth checks the client certificate again); the
+# token store's renewal call has no request, so the cert method finds it here.
+_current = threading.local()
+
+
+def current_request():
+    return getattr(_current, "req", None)
 
 
 def go_json(body):
@@ -112,7 +122,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ValueError("request body too large")
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, status, body, content_type="application/json", head=False):
+    def _send(self, status, body, content_type="application/json", head=False, headers=None):
         if isinstance(body, (dict, list)):
             payload = go_json(body)
         elif body is None:
@@ -120,7 +130,12 @@ class Handler(BaseHTTPRequestHandler):
         else:
             payload = body
         self.send_response(status)
-        if status != 204:
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if status == 307 and not payload:
+            # Go's WriteHeader(307) without a body: a bare redirect.
+            self.send_header("Content-Length", "0")
+        elif status != 204:
             self.send_header("Cache-Control", "no-store")
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
@@ -244,12 +259,29 @@ class Handler(BaseHTTPRequestHandler):
                 data = {}
             req = Request(method, vault_path, query, self.headers, data, self.client_address[0])
             req.fault_sealed = fault is not None and fault.mode == "sealed"
-            result = srv.core.handle(req)
+            req.node = srv.node
+            if srv.node is not None and not srv.node.active and \
+                    vault_path not in STANDBY_LOCAL and not srv.core.is_sealed(req):
+                # A standby (request forwarding off): redirect before any token check.
+                status, body, headers = standby_answer(srv.node, path, url.query)
+                cls = "standby"
+                self._send(status, body, headers=headers)
+                return
+            # The cert auth method reads the TLS peer certificate, as Vault's
+            # logical.Connection.ConnState does.
+            req.tls = isinstance(self.connection, ssl.SSLSocket)
+            req.peer_cert_der = self.connection.getpeercert(binary_form=True) \
+                if req.tls else None
+            _current.req = req
+            try:
+                result = srv.core.handle(req)
+            finally:
+                _current.req = None
             status, cls = result.status, result.cls
             if fault is not None and fault.mode == "truncated":
                 self._send_truncated(status, result.body)
                 return
-            self._send(status, result.body, head=(method == "HEAD"))
+            self._send(status, result.body, head=(method == "HEAD"), headers=result.headers)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
         except Exception as e:  # a bug in the double: answer like Vault's internal error
@@ -296,6 +328,24 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             self._send(200, fault.describe())
             return 200
+        if name == "ha" and srv.core.ha is not None:
+            # Which node is active (null: none, as during an election). Not a Vault API.
+            if method in ("POST", "PUT"):
+                active = body.get("active")
+                with srv.core.lock:
+                    try:
+                        srv.core.ha.set_active(None if active is None else int(active))
+                    except (ValueError, TypeError):
+                        self._send(400, {"errors": ["active must be a node index or null"]})
+                        return 400
+                    except Exception as e:  # VaultError: no such node
+                        self._send(400, {"errors": [str(e)]})
+                        return 400
+            with srv.core.lock:
+                desc = srv.core.ha.describe()
+            desc["self"] = srv.node.index if srv.node is not None else None
+            self._send(200, desc)
+            return 200
         if name == "faults" and method == "GET":
             self._send(200, {"faults": srv.faults.describe()})
             return 200
@@ -321,8 +371,9 @@ class DoubleServer:
     """Owns the listening socket so that the "down" fault can really close and reopen it."""
 
     def __init__(self, core, host, port, ssl_context, faults, stats, log,
-                 require_request_header=False):
+                 require_request_header=False, node=None):
         self.core = core
+        self.node = node  # standby.Node of the HA cluster this listener is, or None
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
