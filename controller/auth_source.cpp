@@ -17,16 +17,6 @@ namespace {
 
 constexpr std::size_t kMaxSecretFile = std::size_t{64} * 1024;
 
-// Serialises a login body; jansson's buffer is wiped (it holds a JWT or a secret ID).
-Secret dump_secret(const json::Ptr& value) {
-    char* text = json_dumps(value.get(), JSON_COMPACT);
-    if (text == nullptr) return Secret();
-    Secret body(text);
-    secure_wipe(text, std::strlen(text));
-    std::free(text);  // NOLINT(cppcoreguidelines-no-malloc): json_dumps allocates
-    return body;
-}
-
 void set_secret(json_t* o, const char* key, const Secret& value) {
     json_object_set_new(o, key, json_stringn(value.data(), value.size()));
 }
@@ -151,7 +141,7 @@ bool AuthSource::login_body(const Secret* secret_id, Secret* body, std::string* 
             *error = "the token method does not log in";
             return false;
     }
-    *body = dump_secret(o);
+    *body = json::dump_secret(o.get());
     if (body->empty()) {
         *error = "out of memory building the login request";
         return false;

@@ -3,6 +3,7 @@
 #include "controller/json.hpp"
 
 #include <cstdlib>
+#include <cstring>
 
 namespace pgbv::ctl::json {
 
@@ -21,6 +22,15 @@ std::string dump(const json_t* value) {
     char* text = json_dumps(value, JSON_COMPACT);
     if (text == nullptr) return {};
     std::string out(text);
+    std::free(text);  // NOLINT(cppcoreguidelines-no-malloc): json_dumps allocates
+    return out;
+}
+
+Secret dump_secret(const json_t* value) {
+    char* text = json_dumps(value, JSON_COMPACT);
+    if (text == nullptr) return Secret();
+    Secret out(text);
+    secure_wipe(text, std::strlen(text));
     std::free(text);  // NOLINT(cppcoreguidelines-no-malloc): json_dumps allocates
     return out;
 }

@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "pgbv/secret.hpp"
+
 namespace pgbv::ctl::json {
 
 struct Decref {
@@ -34,6 +36,10 @@ Ptr parse(std::string_view text, std::string* error);
 
 // Serialises compactly (one line).  Returns an empty string only if out of memory.
 std::string dump(const json_t* value);
+
+// The same for a value that holds a secret (a request body with a JWT, a secret ID or a
+// password): jansson's own buffer is wiped before it is freed.  Empty if out of memory.
+Secret dump_secret(const json_t* value);
 
 // Field access; each returns nullopt when `obj` is not an object, the key is missing, or
 // the value has another type.  Borrowed pointers live as long as `obj`.

@@ -10,16 +10,6 @@
 namespace pgbv::ctl {
 namespace {
 
-// Serialises a request body that may hold a secret; jansson's buffer is wiped.
-Secret body_of(const json::Ptr& value) {
-    char* text = json_dumps(value.get(), JSON_COMPACT);
-    if (text == nullptr) return Secret();
-    Secret body(text);
-    secure_wipe(text, std::strlen(text));
-    std::free(text);  // NOLINT(cppcoreguidelines-no-malloc): json_dumps allocates
-    return body;
-}
-
 long long whole_seconds(Duration d) {
     return std::chrono::duration_cast<std::chrono::seconds>(d).count();
 }
@@ -93,7 +83,7 @@ VaultClient::Pending VaultClient::login_approle(std::string_view mount, const Se
     json_object_set_new(body.get(), "role_id", json_stringn(role_id.data(), role_id.size()));
     json_object_set_new(body.get(), "secret_id", json_stringn(secret_id.data(), secret_id.size()));
     HttpRequest r = request("POST", path, nullptr);
-    r.body = body_of(body);
+    r.body = json::dump_secret(body.get());
     return send<AuthInfo>(std::move(r), "AppRole login (POST /v1/" + path + ")", &parse_auth,
                           std::move(done));
 }
@@ -112,7 +102,7 @@ VaultClient::Pending VaultClient::wrapping_lookup(const Secret& wrapping_token,
     json_object_set_new(body.get(), "token",
                         json_stringn(wrapping_token.data(), wrapping_token.size()));
     HttpRequest r = request("POST", "sys/wrapping/lookup", nullptr);
-    r.body = body_of(body);
+    r.body = json::dump_secret(body.get());
     return send<WrapInfo>(std::move(r), "wrapping token lookup (POST /v1/sys/wrapping/lookup)",
                           &parse_wrap_lookup, std::move(done));
 }
@@ -144,7 +134,7 @@ VaultClient::Pending VaultClient::renew_self(const Secret& token, Duration incre
     json::Ptr body = json::own(json_object());
     json_object_set_new(body.get(), "increment", json_integer(whole_seconds(increment)));
     HttpRequest r = request("POST", "auth/token/renew-self", &token);
-    r.body = body_of(body);
+    r.body = json::dump_secret(body.get());
     return send<AuthInfo>(std::move(r), "token renewal (POST /v1/auth/token/renew-self)",
                           &parse_auth, std::move(done));
 }
@@ -192,7 +182,7 @@ VaultClient::Pending VaultClient::renew_lease(const Secret& token, std::string_v
     json_object_set_new(body.get(), "lease_id", json_stringn(lease_id.data(), lease_id.size()));
     json_object_set_new(body.get(), "increment", json_integer(whole_seconds(increment)));
     HttpRequest r = request("PUT", "sys/leases/renew", &token);
-    r.body = body_of(body);
+    r.body = json::dump_secret(body.get());
     return send<LeaseRenewal>(std::move(r), "lease renewal (PUT /v1/sys/leases/renew)",
                               &parse_lease_renewal, std::move(done));
 }
@@ -202,7 +192,7 @@ VaultClient::Pending VaultClient::revoke_lease(const Secret& token, std::string_
     json::Ptr body = json::own(json_object());
     json_object_set_new(body.get(), "lease_id", json_stringn(lease_id.data(), lease_id.size()));
     HttpRequest r = request("PUT", "sys/leases/revoke", &token);
-    r.body = body_of(body);
+    r.body = json::dump_secret(body.get());
     return send<NoContent>(std::move(r), "lease revocation (PUT /v1/sys/leases/revoke)",
                            &parse_no_content, std::move(done));
 }
