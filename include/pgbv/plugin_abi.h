@@ -142,7 +142,8 @@ struct pgbv_plugin_api {
 
 	/*
 	 * A server login with `generation` of `set` was refused by PostgreSQL
-	 * with `sqlstate` (five characters, e.g. "28P01" invalid_password).
+	 * with `sqlstate` (five characters, class 28: "28P01" invalid_password
+	 * or "28000" invalid_authorization_specification, e.g. a dropped role).
 	 */
 	void (*report_login_failed)(void *plugin_data, const char *set,
 				    uint64_t generation, const char *sqlstate);
