@@ -3,6 +3,7 @@
 #include "controller/admin_server.hpp"
 
 #include <event2/buffer.h>
+#include <pwd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -29,7 +30,104 @@ AdminServer::AdminServer(event_base* base, UnixListener listener, Handler handle
     event_add(accept_event_.get(), nullptr);
 }
 
+AdminServer::AdminServer(event_base* base, UnixListener listener, Actions actions,
+                         std::vector<uid_t> allowed_uids)
+    : AdminServer(base, std::move(listener),
+                  Handler([actions = std::move(actions)](const admin::Request& r) {
+                      return answer(r, actions);
+                  }),
+                  std::move(allowed_uids)) {}
+
 AdminServer::~AdminServer() = default;
+
+namespace {
+
+std::string not_available(const std::string& command) {
+    return admin::encode_error(command + " is not available in this controller");
+}
+
+std::string run(const admin::Request& r, const AdminServer::Actions& a) {
+    if (const std::string wrong = admin::check_request(r); !wrong.empty()) {
+        return admin::encode_error(wrong);
+    }
+    if (r.command == "status" || r.command == "sets" || r.command == "leases") {
+        if (!a.status) return not_available(r.command);
+        const Status s = a.status();
+        if (r.command == "status") return admin::encode_status(s);
+        return r.command == "sets" ? admin::encode_sets(s) : admin::encode_leases(s);
+    }
+    if (r.command == "rotate") {
+        if (!a.rotate) return not_available(r.command);
+        log::info("admin socket: rotation of set %s requested", log::one_line(r.set).c_str());
+        const std::string error = a.rotate(r.set);
+        if (!error.empty()) return admin::encode_error(error);
+        return admin::encode_message("set " + r.set +
+                                     ": fetching new credentials now; the old generation "
+                                     "drains in PgBouncer");
+    }
+    if (r.command == "revoke-drained") {
+        if (!a.revoke_drained) return not_available(r.command);
+        log::info("admin socket: revoke-drained requested");
+        std::string text;
+        if (!a.revoke_drained(&text)) {
+            return admin::encode_error(text.empty() ? "revoke-drained failed" : text);
+        }
+        return admin::encode_message(text.empty() ? "done" : text);
+    }
+    if (r.command == "reload") {
+        if (!a.reload) return not_available(r.command);
+        log::info("admin socket: reload requested");
+        std::string error;
+        const auto report = a.reload(&error);
+        if (!report) {
+            return admin::encode_error((error.empty() ? std::string("reload failed") : error) +
+                                       "; the running configuration is unchanged");
+        }
+        return admin::encode_reload(*report);
+    }
+    if (r.command == "log-level") {
+        const log::Level previous = log::level();
+        const log::Level next = *log::parse_level(r.level);  // check_request made sure
+        // Logged at info, before the change if the new level would hide it.
+        const bool before = !(next == log::Level::kInfo || next == log::Level::kDebug);
+        if (before) {
+            log::info("admin socket: log level %s (was %s)", log::level_name(next),
+                      log::level_name(previous));
+        }
+        log::set_level(next);
+        if (!before) {
+            log::info("admin socket: log level %s (was %s)", log::level_name(next),
+                      log::level_name(previous));
+        }
+        return admin::encode_log_level(log::level_name(next), log::level_name(previous));
+    }
+    return admin::encode_error("unknown command '" + r.command +
+                               "'; valid commands: " + admin::command_list());
+}
+
+}  // namespace
+
+std::string AdminServer::answer(const admin::Request& request, const Actions& actions) {
+    try {
+        return run(request, actions);
+    } catch (const std::exception& e) {
+        log::error("admin socket: %s failed: %s", request.command.c_str(), e.what());
+        return admin::encode_error(request.command + " failed: " + e.what());
+    } catch (...) {
+        return admin::encode_error(request.command + " failed");
+    }
+}
+
+std::string AdminServer::allowed_text() const {
+    std::string out;
+    for (std::size_t i = 0; i < allowed_.size(); ++i) {
+        if (i > 0) out += i + 1 == allowed_.size() ? " and " : ", ";
+        const uid_t uid = allowed_[i];
+        out += "uid " + std::to_string(uid);
+        if (const passwd* pw = ::getpwuid(uid)) out += std::string(" (") + pw->pw_name + ")";
+    }
+    return out.empty() ? "nobody" : out;
+}
 
 int AdminServer::live_clients() const {
     int n = 0;
@@ -65,9 +163,14 @@ void AdminServer::on_accept(evutil_socket_t fd, short, void* self) {
         const auto uid = peer_uid(conn);
         if (!uid || std::find(server->allowed_.begin(), server->allowed_.end(), *uid) ==
                             server->allowed_.end()) {
-            log::warning("admin socket: refused uid %ld", uid ? static_cast<long>(*uid) : -1L);
-            server->reply_and_close(c,
-                                    admin::encode_error("this uid may not use the admin socket"));
+            const std::string who = uid ? "uid " + std::to_string(*uid) : "a peer of unknown uid";
+            log::warning("admin socket: refused a connection from %s (only %s may use it)",
+                         who.c_str(), server->allowed_text().c_str());
+            server->reply_and_close(
+                    c, admin::encode_error("permission denied: " + who +
+                                           " may not use the admin socket " + server->path() +
+                                           "; only " + server->allowed_text() +
+                                           " may: run pgbvctl as that user"));
             continue;
         }
         if (live >= kMaxClients) {
@@ -89,7 +192,10 @@ void AdminServer::on_read(bufferevent* bev, void* ctx) {
         char* line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
         if (line == nullptr) {
             if (evbuffer_get_length(in) > admin::kMaxRequestLine) {
-                server.reply_and_close(c, admin::encode_error("request line too long"));
+                server.reply_and_close(
+                        c, admin::encode_error("request line longer than " +
+                                               std::to_string(admin::kMaxRequestLine) +
+                                               " bytes; send one JSON object per line"));
             }
             return;
         }

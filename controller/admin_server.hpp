@@ -2,8 +2,9 @@
 //
 // Only peers whose uid is in `allowed_uids` (by default the controller's own and root)
 // are served; others get an error line and are closed.  At most kMaxClients connections,
-// each closed after kIdleSeconds without a request.  The handler builds each response
-// line; this class only moves lines.
+// each closed after kIdleSeconds without a request.  A malformed or oversized line gets an
+// error line and the connection is closed.  answer() turns a request into its response
+// line by calling the daemon's Actions; main() supplies them.
 //
 // REQUIRES: `base` outlives the server.  Single-threaded (the event loop).
 
@@ -17,11 +18,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "controller/admin_protocol.hpp"
 #include "controller/event_handles.hpp"
+#include "controller/status.hpp"
 #include "controller/unix_socket.hpp"
 
 namespace pgbv::ctl {
@@ -31,11 +34,29 @@ public:
     // Returns the response line ('\n' included) for a request.
     using Handler = std::function<std::string(const admin::Request&)>;
 
+    // What the admin commands do.  An empty function makes its command answer "not
+    // available" (an error) instead of crashing.  log-level needs none: it sets log::level.
+    struct Actions {
+        std::function<Status()> status;
+        // "" when done, else why not.
+        std::function<std::string(const std::string& set)> rotate;
+        // true: done, `text` says what was revoked; false: `text` says why not.
+        std::function<bool(std::string* text)> revoke_drained;
+        // The report, or nullopt and `error` (the new file is not applied then).
+        std::function<std::optional<admin::ReloadReport>(std::string* error)> reload;
+    };
+
+    // The response line to `request`: checks it (admin::check_request), runs it, encodes
+    // the outcome; never throws (an exception becomes an error line).
+    static std::string answer(const admin::Request& request, const Actions& actions);
+
     static constexpr int kMaxClients = 8;
     static constexpr int kIdleSeconds = 60;
 
     // Throws std::runtime_error if libevent cannot allocate its events.
     AdminServer(event_base* base, UnixListener listener, Handler handler,
+                std::vector<uid_t> allowed_uids);
+    AdminServer(event_base* base, UnixListener listener, Actions actions,
                 std::vector<uid_t> allowed_uids);
     ~AdminServer();
     AdminServer(const AdminServer&) = delete;
@@ -61,6 +82,8 @@ private:
     void reply_and_close(Client& c, const std::string& line);
     void kill(Client& c);
     int live_clients() const;
+    // "uid 999 (postgres) and uid 0 (root)", for refusals.
+    std::string allowed_text() const;
 
     event_base* base_;
     UnixListener listener_;

@@ -343,6 +343,31 @@ private:
             c.max_plugin_clients = std::stoi(value);
         } else if (key == "admin_socket") {
             c.admin_socket = socket_path(key, value, line);
+        } else if (key == "admin_socket_mode") {
+            // Opening it wider only lets others reach the peer uid check, which refuses them.
+            if (value.find_first_not_of("01234567") != std::string::npos || value.size() > 4) {
+                fail(at(line), "admin_socket_mode '" + value + "' is not an octal mode like 0600");
+            }
+            c.admin_socket_mode = static_cast<mode_t>(std::stoul(value, nullptr, 8));
+        } else if (key == "http_listen") {
+            if (lower(value) == "off") {
+                c.http_listen.reset();
+            } else {
+                c.http_listen = parse_listen_address(value);
+                if (!c.http_listen) {
+                    fail(at(line), "http_listen '" + value +
+                                           "' must be host:port, [IPv6]:port (port 0-65535, 0: "
+                                           "any free port) or off");
+                }
+            }
+        } else if (key == "log_format") {
+            auto format = log::parse_format(value);
+            if (!format) fail(at(line), "log_format '" + value + "' must be text or json");
+            c.log_format = *format;
+        } else if (key == "revoke_on_shutdown") {
+            c.revoke_on_shutdown = boolean(key, value, line);
+        } else if (key == "shutdown_timeout") {
+            c.shutdown_timeout = duration(key, value, line, true);
         } else if (key == "log_level") {
             auto level = log::parse_level(value);
             if (!level) {
@@ -705,6 +730,40 @@ const char* auth_method_name(AuthMethod method) {
             return "cert";
     }
     return "token";
+}
+
+std::optional<ListenAddress> parse_listen_address(std::string_view text) {
+    ListenAddress a;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return std::nullopt;
+        a.host = std::string(text.substr(1, close - 1));
+        port = text.substr(close + 2);
+        if (a.host.empty() ||
+            a.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+            return std::nullopt;
+        }
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+        a.host = std::string(text.substr(0, colon));
+        port = text.substr(colon + 1);
+        // A name or an IPv4 literal; an IPv6 literal needs brackets.
+        if (a.host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789.-") != std::string::npos) {
+            return std::nullopt;
+        }
+    }
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string_view::npos) {
+        return std::nullopt;
+    }
+    const unsigned long n = std::stoul(std::string(port));
+    if (n > 65535) return std::nullopt;
+    a.port = static_cast<std::uint16_t>(n);
+    return a;
 }
 
 std::optional<Duration> parse_duration(std::string_view text) {

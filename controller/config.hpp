@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -64,6 +65,18 @@ struct VaultSettings {
     Duration retry_max = std::chrono::seconds(30);
 };
 
+// A TCP address to listen on: host (an IPv4 or IPv6 literal, without brackets, or a name)
+// and port (0: any free port).
+struct ListenAddress {
+    std::string host;
+    std::uint16_t port = 0;
+
+    bool operator==(const ListenAddress&) const = default;
+};
+
+// "host:port" or "[v6]:port" -> ListenAddress; nullopt if malformed.
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
 struct ControllerSettings {
     std::string plugin_socket;
     mode_t plugin_socket_mode = 0660;
@@ -71,7 +84,15 @@ struct ControllerSettings {
     std::vector<uid_t> allowed_uids;  // default: the controller's own uid
     int max_plugin_clients = 16;
     std::string admin_socket;  // empty: no admin socket
+    mode_t admin_socket_mode = 0600;
     log::Level log_level = log::Level::kInfo;
+    log::Format log_format = log::Format::kText;
+    // On SIGTERM/SIGINT: wait (at most shutdown_timeout) for PgBouncer to close its
+    // servers, then revoke every lease.
+    bool revoke_on_shutdown = false;
+    Duration shutdown_timeout = std::chrono::seconds(30);
+    // The HTTP endpoint (/metrics, /healthz, /readyz); nullopt: http_listen = off.
+    std::optional<ListenAddress> http_listen = ListenAddress{"127.0.0.1", 9439};
 };
 
 // Where a set's credentials come from in Vault.
@@ -94,6 +115,8 @@ struct SetSettings {
     std::string password_field = "password";               // kv
     Duration refresh_interval = std::chrono::seconds(60);  // kv: re-read interval
     Duration rotation_margin = std::chrono::seconds(60);   // dynamic
+
+    bool operator==(const SetSettings&) const = default;
 };
 
 struct Config {

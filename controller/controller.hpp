@@ -4,12 +4,18 @@
 // Owns no socket and no event loop: main() gives it a clock, a Vault client and a way to
 // publish to plugins, which is what lets the tests run it whole against a fake Vault.
 //
+// The controller owns the Config it runs with: reload() replaces the credential sets and
+// the settings that can change while running, and keeps [vault] and the sockets as they
+// were at start (those need a restart).
+//
 // REQUIRES: every dependency outlives the controller.
 
 #ifndef PGBV_CONTROLLER_CONTROLLER_HPP
 #define PGBV_CONTROLLER_CONTROLLER_HPP
 
+#include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,9 +32,20 @@
 
 namespace pgbv::ctl {
 
+// What reload() did, by set name; `restart_needed` names the keys ("[vault] address",
+// "[controller] plugin_socket") that changed but apply only after a restart.  `error` is
+// set when nothing was changed (the file could not be read or is invalid).
+struct ReloadResult {
+    std::vector<std::string> added;
+    std::vector<std::string> changed;
+    std::vector<std::string> removed;
+    std::vector<std::string> restart_needed;
+    std::string error;
+};
+
 class Controller final : public PluginHandler {
 public:
-    Controller(const Config& config, Clock& clock, Jitter& jitter, VaultClient& vault,
+    Controller(Config config, Clock& clock, Jitter& jitter, VaultClient& vault,
                const AuthSource& auth);
     ~Controller() override;
 
@@ -54,21 +71,64 @@ public:
     // Fetches new credentials for `set` now; returns an error message, or "" on success.
     std::string rotate(std::string_view set);
 
+    // Applies `next` (a checked configuration): sets added start fetching, removed ones
+    // stop (their leases revoked once drained, at once if no plugin holds them), changed
+    // ones are replaced, unchanged ones are not touched.  [vault] and socket changes are
+    // only reported (restart_needed).  Logs what it did.
+    ReloadResult reload(Config next);
+
+    // Revokes now every old generation that every holder reported drained, without
+    // waiting for a retry's backoff.  Returns a one-line summary; sets *error (when given)
+    // if nothing could be revoked because there is no usable Vault token.
+    std::string revoke_drained(std::string* error = nullptr);
+
+    // Shutting down with revoke_on_shutdown: waits (at most `timeout`) until no plugin is
+    // connected or every plugin reported every generation it holds drained, then revokes
+    // every lease, then calls `done` (from the event loop).
+    void shutdown_revoking(Duration timeout, std::function<void()> done);
+
+    // The configuration in force (after reloads).
+    const Config& config() const { return config_; }
+
     TokenKeeper& token_keeper() { return *keeper_; }
     CredentialSet* find(std::string_view set);
     const std::vector<std::unique_ptr<CredentialSet>>& sets() const { return sets_; }
 
 private:
-    const Config& config_;
+    std::unique_ptr<CredentialSet> make_set(const SetSettings& settings);
+    // Destroys removed sets that are done; ends the shutdown once every set is done.
+    void reap();
+    // Shutdown: PgBouncer has closed its servers (or the wait is over): revoke.
+    void check_shutdown_wait();
+    void revoke_everything(const char* why);
+
+    Config config_;
     Clock& clock_;
+    Jitter& jitter_;
     VaultClient& vault_;
     MonoTime started_at_;
-    std::int64_t started_wall_ = 0;
     std::unique_ptr<TokenKeeper> keeper_;
     std::vector<std::unique_ptr<CredentialSet>> sets_;
     CredentialSet::Publish publish_;
     std::function<std::uint32_t()> client_count_;
+    // Sets removed by a reload, until their last lease is revoked or ended; they still
+    // take DRAINED reports and disconnects, never appear in status or snapshots.
+    std::vector<std::unique_ptr<CredentialSet>> removed_;
+    std::unique_ptr<Timer> reap_timer_;
+    // The last generation number of each removed set's name, for a set added back later.
+    std::map<std::string, std::uint64_t> removed_numbers_;
+    bool started_ = false;
+    // Shutdown with revoke_on_shutdown.
+    enum class Shutdown { kNo, kWaiting, kRevoking, kDone };
+    Shutdown shutdown_ = Shutdown::kNo;
+    std::function<void()> shutdown_done_;
+    std::unique_ptr<Timer> shutdown_timer_;
 };
+
+// Re-reads the configuration file at `path` (load_config) and applies it to `controller`.
+// A file that cannot be read or is invalid changes nothing: .error says why (logged).
+ReloadResult reload_from_file(Controller& controller, const std::string& path,
+                              const Getenv& getenv);
 
 // "ok": every set serves credentials before their end, Vault answers and the token is
 // valid.  "degraded": every set still serves, but Vault or the token is failing, or a set

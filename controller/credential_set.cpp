@@ -21,6 +21,24 @@ unsigned long long ull(std::uint64_t v) {
 // Why a fetch happens; compared by address where the reaction differs.
 constexpr const char* kLoginRefused = "PostgreSQL refused the current ones";
 constexpr const char* kRequested = "a rotation was requested";
+constexpr const char* kSettingsChanged = "its settings changed (reload)";
+
+// The `reason` label of pgbv_rotations_total (metrics.hpp) for why a fetch happened.
+std::string_view reason_label(std::string_view why) {
+    if (why == kRequested) return "manual";
+    if (why == kLoginRefused) return "login_failed";
+    if (why == kSettingsChanged) return "settings_changed";
+    if (why == "the Vault token that fetched them was replaced") return "token_end";
+    if (why == "the lease reaches its max TTL" || why == "the lease is not renewable")
+        return "scheduled";
+    if (why == "Vault no longer knows their lease") return "lease_lost";
+    if (why == "renewals are refused and the lease ends soon") return "renewal_refused";
+    if (why == "refresh_interval has passed") return "kv_changed";
+    if (why == "Vault has rotated the password (its ttl ended)" ||
+        why == "Vault's due rotation did not show yet")
+        return "vault_rotated";
+    return "other";
+}
 
 const char* state_name(int s) {
     static const char* const kNames[] = {"waiting_for_token", "fetching", "serving",
@@ -59,13 +77,13 @@ void CredentialSet::on_token_update() {
 
 std::optional<MonoTime> CredentialSet::hard_end(const Generation& g) const {
     // A static role's password or a KV secret does not die with the token that read it.
-    if (!source_->leased()) return std::nullopt;
+    if (!g.leased) return std::nullopt;
     return policy::earliest(g.lease_end, tokens_.life_of(g.token_id).end);
 }
 
 std::optional<MonoTime> CredentialSet::deadline(const Generation& g, bool* token_bound) const {
     *token_bound = false;
-    if (!source_->leased()) return std::nullopt;
+    if (!g.leased) return std::nullopt;
     const std::optional<MonoTime> lease_final =
             (g.capped || !g.renewable) ? g.lease_end : std::nullopt;
     const TokenSource::Life life = tokens_.life_of(g.token_id);
@@ -86,6 +104,7 @@ std::optional<MonoTime> CredentialSet::retired_deadline(const Retired& r) const 
 }
 
 const char* CredentialSet::fetch_reason(MonoTime now, std::uint64_t token_id) const {
+    if (removed_) return nullptr;
     if (!current_) return "first fetch";
     if (forced_ != nullptr) return forced_;
     if (!source_->leased()) {
@@ -119,6 +138,7 @@ bool CredentialSet::renew_due(MonoTime now) const {
 void CredentialSet::step() {
     if (!started_) return;
     const MonoTime now = clock_.now();
+    if (removed_) release_removed(now);
     step_retired(now);
     if (current_ && state_ != State::kExpired) {
         if (const auto end = hard_end(*current_); end && now >= *end && failures_ > 0) {
@@ -141,6 +161,7 @@ void CredentialSet::step() {
     }
     update_state(now);
     arm(now);
+    if (finished() && on_finished_) on_finished_();
 }
 
 void CredentialSet::step_retired(MonoTime now) {
@@ -223,6 +244,7 @@ void CredentialSet::on_fetched(Result<SecretSource::Fetched> r, std::uint64_t to
     }
     Generation g;
     g.number = ++last_number_;
+    g.leased = source_->leased();
     g.username = std::move(c.username);
     g.password = std::move(c.password);
     g.lease_id = std::move(c.lease_id);
@@ -248,22 +270,25 @@ void CredentialSet::on_fetched(Result<SecretSource::Fetched> r, std::uint64_t to
                           : std::nullopt;
     forced_ = nullptr;
     if (failures_ > 0) {
-        log::info("set %s: Vault answers again after %d failed attempts", name().c_str(),
-                  failures_);
+        log::event(log::Level::kInfo, "vault", name(),
+                   "set %s: Vault answers again after %d failed attempts", name().c_str(),
+                   failures_);
     }
     failures_ = 0;
     last_error_.clear();
     if (!source_->leased()) {
         if (!old) {
-            log::info("set %s: generation %llu: user %s from %s", name().c_str(),
-                      ull(current_->number), current_->username.c_str(), source_text().c_str());
+            log::event(log::Level::kInfo, "fetch", name(),
+                       "set %s: generation %llu: user %s from %s", name().c_str(),
+                       ull(current_->number), current_->username.c_str(), source_text().c_str());
         } else {
-            log::info(
-                    "set %s: new generation %llu: user %s from %s because %s; generation %llu "
-                    "(user %s) drains (no lease, nothing to revoke)",
-                    name().c_str(), ull(current_->number), current_->username.c_str(),
-                    source_text().c_str(), reason, ull(old->number), old->username.c_str());
-            retire_leaseless(std::move(*old), reason);
+            log::event(log::Level::kInfo, "rotate", name(),
+                       "set %s: new generation %llu: user %s from %s because %s; generation %llu "
+                       "(user %s) drains (no lease, nothing to revoke)",
+                       name().c_str(), ull(current_->number), current_->username.c_str(),
+                       source_text().c_str(), reason, ull(old->number), old->username.c_str());
+            vault_.metrics().rotation(name(), reason_label(reason));
+            retire(std::move(*old), reason);
         }
         publish_current();
         return;
@@ -272,24 +297,20 @@ void CredentialSet::on_fetched(Result<SecretSource::Fetched> r, std::uint64_t to
                current_->lease_id.c_str());
 
     if (!old) {
-        log::info("set %s: generation %llu: user %s (lease %llds, %s)", name().c_str(),
-                  ull(current_->number), current_->username.c_str(), secs(c.ttl),
-                  c.renewable ? "renewable" : "not renewable");
+        log::event(log::Level::kInfo, "fetch", name(),
+                   "set %s: generation %llu: user %s (lease %llds, %s)", name().c_str(),
+                   ull(current_->number), current_->username.c_str(), secs(c.ttl),
+                   c.renewable ? "renewable" : "not renewable");
     } else {
         const auto end = hard_end(*old);
-        log::info(
-                "set %s: rotated to generation %llu: user %s (lease %llds) because %s; "
-                "generation %llu (user %s) drains, revoked when drained or in %llds",
-                name().c_str(), ull(current_->number), current_->username.c_str(), secs(c.ttl),
-                reason, ull(old->number), old->username.c_str(),
-                end ? std::max<long long>(0, secs(to_duration(*end - now))) : -1LL);
-        if (old->lease_alive) {
-            Retired retired;
-            retired.why = reason;
-            const std::uint64_t number = old->number;
-            retired.gen = std::move(*old);
-            retired_.emplace(number, std::move(retired));
-        }
+        log::event(log::Level::kInfo, "rotate", name(),
+                   "set %s: rotated to generation %llu: user %s (lease %llds) because %s; "
+                   "generation %llu (user %s) drains, revoked when drained or in %llds",
+                   name().c_str(), ull(current_->number), current_->username.c_str(), secs(c.ttl),
+                   reason, ull(old->number), old->username.c_str(),
+                   end ? std::max<long long>(0, secs(to_duration(*end - now))) : -1LL);
+        vault_.metrics().rotation(name(), reason_label(reason));
+        retire(std::move(*old), reason);
     }
     publish_current();
 }
@@ -300,26 +321,27 @@ void CredentialSet::on_unchanged(const SecretSource::Fetched& c, const char* rea
     // the read did: it gets its own read.
     if (forced_ == reason) forced_ = nullptr;
     if (failures_ > 0) {
-        log::info("set %s: Vault answers again after %d failed attempts", name().c_str(),
-                  failures_);
+        log::event(log::Level::kInfo, "vault", name(),
+                   "set %s: Vault answers again after %d failed attempts", name().c_str(),
+                   failures_);
     }
     failures_ = 0;
     last_error_.clear();
     if (source_->kind() == SecretKind::kKv) {
         g.reread_at = next_read(c, now);
         if (c.version != g.version) {
-            log::info(
-                    "set %s: %s is now version %lld with the same user and password; "
-                    "nothing to push",
-                    name().c_str(), source_->path().c_str(), static_cast<long long>(c.version));
+            log::event(log::Level::kInfo, "fetch", name(),
+                       "set %s: %s is now version %lld with the same user and password; "
+                       "nothing to push",
+                       name().c_str(), source_->path().c_str(), static_cast<long long>(c.version));
             g.version = c.version;
         } else if (reason == kLoginRefused) {
-            log::warning(
-                    "set %s: %s still holds the user and password PostgreSQL refused "
-                    "(version %lld); fix the secret (vault kv put) or the role in PostgreSQL; "
-                    "read again in %llds or on the next refused login",
-                    name().c_str(), source_->path().c_str(), static_cast<long long>(g.version),
-                    secs(settings_.refresh_interval));
+            log::event(log::Level::kWarning, "fetch", name(),
+                       "set %s: %s still holds the user and password PostgreSQL refused "
+                       "(version %lld); fix the secret (vault kv put) or the role in PostgreSQL; "
+                       "read again in %llds or on the next refused login",
+                       name().c_str(), source_->path().c_str(), static_cast<long long>(g.version),
+                       secs(settings_.refresh_interval));
         } else if (reason == kRequested) {
             log::info("set %s: %s has not changed (version %lld); nothing to push", name().c_str(),
                       source_->path().c_str(), static_cast<long long>(g.version));
@@ -334,18 +356,18 @@ void CredentialSet::on_unchanged(const SecretSource::Fetched& c, const char* rea
         rotation_stuck_logged_ = false;
         g.reread_at = next_read(c, now);
         if (reason == kLoginRefused) {
-            log::warning(
-                    "set %s: PostgreSQL refuses user %s but Vault still reports the same "
-                    "password for %s, next rotation in %llds; check the static role (vault "
-                    "write -f %s/rotate-role/%s rotates it now)",
-                    name().c_str(), g.username.c_str(), source_->path().c_str(), secs(c.ttl),
-                    settings_.mount.c_str(), settings_.role.c_str());
+            log::event(log::Level::kWarning, "fetch", name(),
+                       "set %s: PostgreSQL refuses user %s but Vault still reports the same "
+                       "password for %s, next rotation in %llds; check the static role (vault "
+                       "write -f %s/rotate-role/%s rotates it now)",
+                       name().c_str(), g.username.c_str(), source_->path().c_str(), secs(c.ttl),
+                       settings_.mount.c_str(), settings_.role.c_str());
         } else if (reason == kRequested) {
-            log::info(
-                    "set %s: %s shows the same password (Vault rotates it in %llds; vault "
-                    "write -f %s/rotate-role/%s rotates it now); nothing to push",
-                    name().c_str(), source_->path().c_str(), secs(c.ttl), settings_.mount.c_str(),
-                    settings_.role.c_str());
+            log::event(log::Level::kInfo, "fetch", name(),
+                       "set %s: %s shows the same password (Vault rotates it in %llds; vault "
+                       "write -f %s/rotate-role/%s rotates it now); nothing to push",
+                       name().c_str(), source_->path().c_str(), secs(c.ttl),
+                       settings_.mount.c_str(), settings_.role.c_str());
         }
         return;
     }
@@ -361,14 +383,28 @@ void CredentialSet::on_unchanged(const SecretSource::Fetched& c, const char* rea
     g.reread_at = now + policy::kStaticRotationFallback;
     if (!rotation_stuck_logged_) {
         rotation_stuck_logged_ = true;
-        log::warning(
-                "set %s: Vault's rotation of %s has been due for %llds and still shows the "
-                "old password; reading again every %llds (check Vault's log: it may fail to "
-                "change the password in PostgreSQL)",
-                name().c_str(), source_->path().c_str(),
-                secs(to_duration(now - *rotation_wait_since_)),
-                secs(policy::kStaticRotationFallback));
+        log::event(log::Level::kWarning, "fetch", name(),
+                   "set %s: Vault's rotation of %s has been due for %llds and still shows the "
+                   "old password; reading again every %llds (check Vault's log: it may fail to "
+                   "change the password in PostgreSQL)",
+                   name().c_str(), source_->path().c_str(),
+                   secs(to_duration(now - *rotation_wait_since_)),
+                   secs(policy::kStaticRotationFallback));
     }
+}
+
+void CredentialSet::retire(Generation old, const char* reason) {
+    // By the old generation's kind, not the set's: a reload may have changed the kind.
+    if (!old.leased || old.lease_id.empty()) {
+        retire_leaseless(std::move(old), reason);
+        return;
+    }
+    if (!old.lease_alive) return;  // Vault has forgotten it: nothing to revoke
+    Retired retired;
+    retired.why = reason;
+    const std::uint64_t number = old.number;
+    retired.gen = std::move(old);
+    retired_.emplace(number, std::move(retired));
 }
 
 void CredentialSet::retire_leaseless(Generation old, const char* reason) {
@@ -406,7 +442,7 @@ std::optional<wire::Credentials> CredentialSet::snapshot_for(ClientId client) {
     c.username = current_->username;
     c.password = current_->password.clone();
     // A static role's password stops working when Vault rotates it.
-    const auto end = source_->leased() ? hard_end(*current_) : current_->vault_rotation;
+    const auto end = current_->leased ? hard_end(*current_) : current_->vault_rotation;
     c.expires_at = end ? std::max<std::int64_t>(0, clock_.wall_at(*end)) : 0;
     return c;
 }
@@ -419,6 +455,7 @@ void CredentialSet::renew(const TokenSource::Current& token) {
                                [this, token_id, number](Result<LeaseRenewal> r) {
                                    call_.reset();
                                    op_ = Op::kNone;
+                                   vault_.metrics().renewal(name(), r.ok());
                                    if (current_ && current_->number == number) {
                                        renew_denied_ = !r.ok() &&
                                                        r.error().kind == VaultError::Kind::kDenied;
@@ -444,27 +481,28 @@ void CredentialSet::on_renewed(Result<LeaseRenewal> r) {
         next_renew_.reset();
         if (message.find("not renewable") != std::string::npos) {
             g.capped = true;
-            log::info(
-                    "set %s: the lease of generation %llu is not renewable; rotating before "
-                    "it ends",
-                    name().c_str(), ull(g.number));
+            log::event(log::Level::kInfo, "renew", name(),
+                       "set %s: the lease of generation %llu is not renewable; rotating before "
+                       "it ends",
+                       name().c_str(), ull(g.number));
             return;
         }
         // "lease not found", "lease expired", "invalid lease": nothing left to renew or
         // revoke.
         g.lease_alive = false;
         forced_ = "Vault no longer knows their lease";
-        log::warning(
-                "set %s: Vault refused to renew generation %llu (%s); fetching new "
-                "credentials",
-                name().c_str(), ull(g.number), message.c_str());
+        log::event(log::Level::kWarning, "renew", name(),
+                   "set %s: Vault refused to renew generation %llu (%s); fetching new "
+                   "credentials",
+                   name().c_str(), ull(g.number), message.c_str());
         return;
     }
     const LeaseRenewal& renewal = r.value();
     g.lease_end = now + renewal.ttl;
     if (failures_ > 0) {
-        log::info("set %s: Vault answers again after %d failed attempts", name().c_str(),
-                  failures_);
+        log::event(log::Level::kInfo, "vault", name(),
+                   "set %s: Vault answers again after %d failed attempts", name().c_str(),
+                   failures_);
     }
     failures_ = 0;
     last_error_.clear();
@@ -473,15 +511,15 @@ void CredentialSet::on_renewed(Result<LeaseRenewal> r) {
         next_renew_.reset();
         bool token_bound = false;
         const auto at = rotate_time(g, &token_bound);
-        log::info(
-                "set %s: renewed generation %llu for %llds; its max TTL is reached, new "
-                "credentials in %llds",
-                name().c_str(), ull(g.number), secs(renewal.ttl),
-                at ? std::max<long long>(0, secs(to_duration(*at - now))) : -1LL);
+        log::event(log::Level::kInfo, "renew", name(),
+                   "set %s: renewed generation %llu for %llds; its max TTL is reached, new "
+                   "credentials in %llds",
+                   name().c_str(), ull(g.number), secs(renewal.ttl),
+                   at ? std::max<long long>(0, secs(to_duration(*at - now))) : -1LL);
     } else {
         next_renew_ = policy::renew_at(now, renewal.ttl, settings_.rotation_margin, jitter_.next());
-        log::info("set %s: renewed generation %llu for %llds", name().c_str(), ull(g.number),
-                  secs(renewal.ttl));
+        log::event(log::Level::kInfo, "renew", name(), "set %s: renewed generation %llu for %llds",
+                   name().c_str(), ull(g.number), secs(renewal.ttl));
     }
 }
 
@@ -498,13 +536,15 @@ void CredentialSet::failed(const VaultError& error, std::uint64_t token_id) {
     retry_at_ = now + wait;
     if (failures_ == 1 || !log::same_error(error.message, last_error_)) {
         if (current_) {
-            log::warning("set %s: %s; retrying in %.1fs, generation %llu stays in use%s",
-                         name().c_str(), error.message.c_str(),
-                         static_cast<double>(wait.count()) / 1000.0, ull(current_->number),
-                         left ? (" for " + std::to_string(secs(*left)) + "s at most").c_str() : "");
+            log::event(log::Level::kWarning, "vault", name(),
+                       "set %s: %s; retrying in %.1fs, generation %llu stays in use%s",
+                       name().c_str(), error.message.c_str(),
+                       static_cast<double>(wait.count()) / 1000.0, ull(current_->number),
+                       left ? (" for " + std::to_string(secs(*left)) + "s at most").c_str() : "");
         } else {
-            log::warning("set %s: %s; retrying in %.1fs (no credentials yet)", name().c_str(),
-                         error.message.c_str(), static_cast<double>(wait.count()) / 1000.0);
+            log::event(log::Level::kWarning, "vault", name(),
+                       "set %s: %s; retrying in %.1fs (no credentials yet)", name().c_str(),
+                       error.message.c_str(), static_cast<double>(wait.count()) / 1000.0);
         }
     } else {
         log::debug("set %s: still failing (attempt %d): %s", name().c_str(), failures_,
@@ -522,6 +562,7 @@ void CredentialSet::revoke(Retired& old) {
                                    [this, number, token_id](Result<NoContent> r) {
                                        auto it = retired_.find(number);
                                        if (it != retired_.end()) it->second.call.reset();
+                                       vault_.metrics().revocation(name(), r.ok());
                                        if (!r.ok() && r.error().kind == VaultError::Kind::kDenied) {
                                            tokens_.report_denied(token_id);
                                        }
@@ -536,18 +577,29 @@ void CredentialSet::on_revoked(std::uint64_t number, const Result<NoContent>& r)
     Retired& old = it->second;
     const MonoTime now = clock_.now();
     if (r.ok()) {
-        log::info("set %s: revoked generation %llu (user %s): %s", name().c_str(), ull(number),
-                  old.gen.username.c_str(),
-                  old.drained ? "drained" : "deadline reached before it was drained");
+        log::event(log::Level::kInfo, "revoke", name(),
+                   "set %s: revoked generation %llu (user %s): %s", name().c_str(), ull(number),
+                   old.gen.username.c_str(),
+                   old.drained ? "drained" : "deadline reached before it was drained");
         retired_.erase(it);
         return;
     }
     const auto dl = retired_deadline(old);
+    if (final_) {
+        log::event(log::Level::kWarning, "revoke", name(),
+                   "set %s: could not revoke generation %llu (user %s) at shutdown: %s; Vault "
+                   "revokes it at its end",
+                   name().c_str(), ull(number), old.gen.username.c_str(),
+                   r.error().message.c_str());
+        retired_.erase(it);
+        return;
+    }
     if (dl && now >= *dl) {
-        log::info(
-                "set %s: could not revoke generation %llu (user %s) before its lease ended "
-                "(%s); Vault revokes it at its end",
-                name().c_str(), ull(number), old.gen.username.c_str(), r.error().message.c_str());
+        log::event(log::Level::kInfo, "revoke", name(),
+                   "set %s: could not revoke generation %llu (user %s) before its lease ended "
+                   "(%s); Vault revokes it at its end",
+                   name().c_str(), ull(number), old.gen.username.c_str(),
+                   r.error().message.c_str());
         retired_.erase(it);
         return;
     }
@@ -558,15 +610,22 @@ void CredentialSet::on_revoked(std::uint64_t number, const Result<NoContent>& r)
                                           vault_settings_.retry_max, jitter_.next(), left);
     old.retry_at = now + wait;
     if (old.failures == 1) {
-        log::warning("set %s: revoking generation %llu failed: %s; retrying in %.1fs",
-                     name().c_str(), ull(number), r.error().message.c_str(),
-                     static_cast<double>(wait.count()) / 1000.0);
+        log::event(log::Level::kWarning, "revoke", name(),
+                   "set %s: revoking generation %llu failed: %s; retrying in %.1fs", name().c_str(),
+                   ull(number), r.error().message.c_str(),
+                   static_cast<double>(wait.count()) / 1000.0);
     }
 }
 
 void CredentialSet::on_drained(ClientId client, std::uint64_t generation,
                                std::string_view username) {
     if (current_ && current_->number == generation && current_->username == username) {
+        if (removed_) {
+            // PgBouncer dropped the removed set's database (or closed its servers).
+            current_->holders.erase(client);
+            step();
+            return;
+        }
         log::debug("set %s: DRAINED for the current generation %llu ignored", name().c_str(),
                    ull(generation));
         return;
@@ -582,9 +641,10 @@ void CredentialSet::on_drained(ClientId client, std::uint64_t generation,
     old.reported = true;
     if (!old.drained && old.gen.holders.empty()) {
         old.drained = true;
-        log::info("set %s: generation %llu (user %s) drained%s", name().c_str(), ull(generation),
-                  old.gen.username.c_str(),
-                  old.gen.lease_id.empty() ? " (no lease: nothing to revoke)" : "");
+        log::event(log::Level::kInfo, "drain", name(),
+                   "set %s: generation %llu (user %s) drained%s", name().c_str(), ull(generation),
+                   old.gen.username.c_str(),
+                   old.gen.lease_id.empty() ? " (no lease: nothing to revoke)" : "");
         if (old.gen.lease_id.empty()) retired_.erase(it);
     } else if (!old.drained) {
         log::debug("set %s: generation %llu drained on one plugin, %zu more to go", name().c_str(),
@@ -604,10 +664,10 @@ void CredentialSet::on_login_failed(ClientId, std::uint64_t generation, std::str
     // Class 28: invalid authorization (28000) or password (28P01).  Anything else is not
     // cured by new credentials.
     if (state.rfind("28", 0) != 0) {
-        log::info(
-                "set %s: PostgreSQL refused a login with generation %llu, SQLSTATE %s, "
-                "which new credentials would not cure; ignored",
-                name().c_str(), ull(generation), state.c_str());
+        log::event(log::Level::kInfo, "login_failed", name(),
+                   "set %s: PostgreSQL refused a login with generation %llu, SQLSTATE %s, "
+                   "which new credentials would not cure; ignored",
+                   name().c_str(), ull(generation), state.c_str());
         return;
     }
     const MonoTime now = clock_.now();
@@ -620,10 +680,10 @@ void CredentialSet::on_login_failed(ClientId, std::uint64_t generation, std::str
         return;
     }
     last_login_failed_fetch_ = now;
-    log::warning(
-            "set %s: PostgreSQL refused generation %llu (user %s, SQLSTATE %s); fetching "
-            "new credentials",
-            name().c_str(), ull(generation), current_->username.c_str(), state.c_str());
+    log::event(log::Level::kWarning, "login_failed", name(),
+               "set %s: PostgreSQL refused generation %llu (user %s, SQLSTATE %s); fetching "
+               "new credentials",
+               name().c_str(), ull(generation), current_->username.c_str(), state.c_str());
     forced_ = kLoginRefused;
     if (op_ == Op::kRenew) {
         call_.reset();
@@ -643,8 +703,9 @@ void CredentialSet::on_client_closed(ClientId client) {
         if (old.reported && !old.drained && old.gen.holders.empty()) {
             old.drained = true;
             changed = true;
-            log::info("set %s: generation %llu (user %s) drained", name().c_str(), ull(number),
-                      old.gen.username.c_str());
+            log::event(log::Level::kInfo, "drain", name(),
+                       "set %s: generation %llu (user %s) drained", name().c_str(), ull(number),
+                       old.gen.username.c_str());
         }
         if (old.drained && old.gen.lease_id.empty()) {
             it = retired_.erase(it);  // leaseless: nothing to revoke
@@ -652,11 +713,11 @@ void CredentialSet::on_client_closed(ClientId client) {
             ++it;
         }
     }
-    if (changed) step();
+    if (changed || removed_) step();
 }
 
 void CredentialSet::rotate_now() {
-    log::info("set %s: rotation requested", name().c_str());
+    log::event(log::Level::kInfo, "rotate", name(), "set %s: rotation requested", name().c_str());
     forced_ = kRequested;
     if (op_ == Op::kRenew) {
         call_.reset();
@@ -666,7 +727,169 @@ void CredentialSet::rotate_now() {
     step();
 }
 
+bool CredentialSet::reconfigure(SetSettings next) {
+    const bool same_source = next.kind == settings_.kind && next.mount == settings_.mount &&
+                             next.role == settings_.role && next.path == settings_.path &&
+                             next.username_field == settings_.username_field &&
+                             next.password_field == settings_.password_field;
+    settings_ = std::move(next);
+    if (same_source) {
+        // Only timing changed: the next renewal, rotation or read follows the new values.
+        log::event(log::Level::kInfo, "reload", name(),
+                   "set %s: new settings applied; the credentials stay (they still come from %s)",
+                   name().c_str(), source_->path().c_str());
+        if (current_ && current_->reread_at && source_->kind() == SecretKind::kKv) {
+            current_->reread_at =
+                    std::min(*current_->reread_at, clock_.now() + settings_.refresh_interval);
+        }
+        step();
+        return false;
+    }
+    const std::string was = source_text();
+    source_ = make_secret_source(settings_);
+    // An answer from the old source must not become the new generation.
+    call_.reset();
+    op_ = Op::kNone;
+    forced_ = kSettingsChanged;
+    retry_at_ = clock_.now();
+    renew_denied_ = false;
+    rotation_wait_since_.reset();
+    rotation_stuck_logged_ = false;
+    last_login_failed_fetch_.reset();
+    log::event(log::Level::kInfo, "reload", name(),
+               "set %s: settings changed: credentials now come from %s (%s) instead of %s; "
+               "fetching them now, the current generation drains",
+               name().c_str(), source_->path().c_str(), secret_kind_name(settings_.kind),
+               was.c_str());
+    step();
+    return true;
+}
+
+void CredentialSet::remove(std::function<void()> on_finished) {
+    removed_ = true;
+    on_finished_ = std::move(on_finished);
+    if (op_ == Op::kFetch) {
+        call_.reset();
+        op_ = Op::kNone;
+    }
+    forced_ = nullptr;
+    // Nothing to revoke for a static role or a KV secret, and no deadline to wait for.
+    for (auto it = retired_.begin(); it != retired_.end();) {
+        it = it->second.gen.lease_id.empty() ? retired_.erase(it) : std::next(it);
+    }
+    if (current_ && !current_->leased) {
+        log::event(log::Level::kInfo, "reload", name(),
+                   "set %s removed: PgBouncer keeps generation %llu (user %s) until its own "
+                   "configuration drops the database; nothing to revoke (%s)",
+                   name().c_str(), ull(current_->number), current_->username.c_str(),
+                   secret_kind_name(source_->kind()));
+        current_.reset();
+    } else if (current_) {
+        log::event(log::Level::kInfo, "reload", name(),
+                   "set %s removed: PgBouncer keeps generation %llu (user %s) until its own "
+                   "configuration drops the database (the controller cannot tell it); the "
+                   "lease is renewed while it may be, never rotated, and revoked once no "
+                   "plugin holds it (%zu do now) or at its end",
+                   name().c_str(), ull(current_->number), current_->username.c_str(),
+                   current_->holders.size());
+    } else {
+        log::event(log::Level::kInfo, "reload", name(), "set %s removed (it had no credentials)",
+                   name().c_str());
+    }
+    step();
+}
+
+void CredentialSet::release_removed(MonoTime now) {
+    if (!current_) return;
+    const auto end = hard_end(*current_);
+    const bool ended = (end && now >= *end) || !current_->lease_alive;
+    if (!current_->holders.empty() && !ended) return;
+    if (op_ == Op::kRenew) {
+        call_.reset();
+        op_ = Op::kNone;
+    }
+    Generation g = std::move(*current_);
+    current_.reset();
+    next_renew_.reset();
+    if (!g.lease_alive || g.lease_id.empty()) return;
+    log::event(log::Level::kInfo, "drain", name(),
+               "set %s (removed): generation %llu (user %s) %s; revoking it", name().c_str(),
+               ull(g.number), g.username.c_str(),
+               ended ? "has reached its end" : "is held by no plugin any more");
+    Retired r;
+    r.why = "its set was removed";
+    r.reported = true;
+    r.drained = true;
+    r.retry_at = now;
+    const std::uint64_t number = g.number;
+    r.gen = std::move(g);
+    retired_.emplace(number, std::move(r));
+}
+
+void CredentialSet::revoke_all(std::function<void()> on_finished) {
+    removed_ = true;
+    final_ = true;
+    on_finished_ = std::move(on_finished);
+    call_.reset();
+    op_ = Op::kNone;
+    forced_ = nullptr;
+    const MonoTime now = clock_.now();
+    if (current_) {
+        Generation g = std::move(*current_);
+        current_.reset();
+        next_renew_.reset();
+        g.holders.clear();
+        retire(std::move(g), "the controller shuts down");
+    }
+    for (auto it = retired_.begin(); it != retired_.end();) {
+        Retired& r = it->second;
+        if (r.gen.lease_id.empty()) {
+            it = retired_.erase(it);
+            continue;
+        }
+        r.drained = true;
+        r.retry_at = now;
+        ++it;
+    }
+    step();
+}
+
+std::size_t CredentialSet::revoke_drained_now(std::vector<std::string>* started) {
+    const MonoTime now = clock_.now();
+    std::size_t in_use = 0;
+    const bool have_token = tokens_.current().has_value();
+    for (auto& [number, r] : retired_) {
+        if (r.gen.lease_id.empty()) continue;
+        if (!r.drained) {
+            ++in_use;
+            continue;
+        }
+        if (r.call || !have_token) continue;
+        r.retry_at = now;
+        revoke(r);
+        if (started) {
+            started->push_back(name() + " generation " + std::to_string(number) + " (user " +
+                               r.gen.username + ")");
+        }
+    }
+    step();
+    return in_use;
+}
+
+bool CredentialSet::released_by_plugins() const {
+    if (current_ && !current_->holders.empty()) return false;
+    for (const auto& [number, r] : retired_) {
+        if (!r.gen.holders.empty()) return false;
+    }
+    return true;
+}
+
+bool CredentialSet::holds(std::uint64_t generation) const {
+    return (current_ && current_->number == generation) || retired_.count(generation) > 0;
+}
+
 void CredentialSet::update_state(MonoTime now) {
+    if (removed_ && !current_) return;  // nothing left to serve: no state to announce
     State s;
     if (!current_) {
         s = tokens_.current() ? State::kFetching : State::kWaitingForToken;
@@ -683,10 +906,10 @@ void CredentialSet::update_state(MonoTime now) {
     const State was = state_;
     state_ = s;
     if (s == State::kExpired) {
-        log::error(
-                "set %s: generation %llu (user %s) has reached its end without a "
-                "replacement; PostgreSQL logins with it fail until Vault answers",
-                name().c_str(), ull(current_->number), current_->username.c_str());
+        log::event(log::Level::kError, "expire", name(),
+                   "set %s: generation %llu (user %s) has reached its end without a "
+                   "replacement; PostgreSQL logins with it fail until Vault answers",
+                   name().c_str(), ull(current_->number), current_->username.c_str());
     } else if (s == State::kWaitingForToken) {
         log::info("set %s: waiting for a Vault token", name().c_str());
     } else if (s == State::kServing && (was == State::kDegraded || was == State::kExpired)) {
@@ -705,6 +928,32 @@ SetStatus CredentialSet::status() const {
     s.source = source_text();
     s.draining = static_cast<std::uint32_t>(retired_.size());
     s.last_error = failures_ > 0 ? last_error_ : std::string();
+    // Every generation still tracked, for `pgbvctl leases` (admin_protocol.hpp).
+    auto describe = [&](const Generation& g, const char* state) {
+        GenerationStatus gs;
+        gs.number = g.number;
+        gs.username = g.username;
+        gs.lease_id = g.lease_id;
+        gs.state = state;
+        gs.renewable = g.renewable;
+        gs.holders = static_cast<std::uint32_t>(g.holders.size());
+        if (g.lease_end) {
+            gs.lease_ttl = std::max<long long>(0, secs(to_duration(*g.lease_end - now)));
+        }
+        bool token_bound = false;
+        if (const auto d = deadline(g, &token_bound)) gs.deadline = clock_.wall_at(*d);
+        return gs;
+    };
+    if (current_) s.generations.push_back(describe(*current_, "current"));
+    for (const auto& [number, r] : retired_) {
+        GenerationStatus gs = describe(r.gen, r.drained ? "drained" : "in_use");
+        if (const auto end = retired_deadline(r)) gs.deadline = clock_.wall_at(*end);
+        gs.revoke_failures = static_cast<std::uint32_t>(r.failures);
+        s.generations.push_back(std::move(gs));
+    }
+    if (next_renew_ && current_ && source_->leased() && current_->renewable && !current_->capped) {
+        s.renew_at = clock_.wall_at(*next_renew_);
+    }
     if (!current_) return s;
     const Generation& g = *current_;
     s.username = g.username;
@@ -713,7 +962,7 @@ SetStatus CredentialSet::status() const {
     s.renewable = g.renewable;
     s.max_ttl_reached = g.capped && g.renewable;
     if (g.lease_end) s.lease_ttl = std::max<long long>(0, secs(to_duration(*g.lease_end - now)));
-    if (!source_->leased()) {
+    if (!g.leased) {
         if (g.vault_rotation) s.deadline = clock_.wall_at(*g.vault_rotation);
         if (g.reread_at) s.rotate_at = clock_.wall_at(*g.reread_at);
         return s;

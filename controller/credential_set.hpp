@@ -26,6 +26,13 @@
 //             (a static role keeps its user: only the password differs).  Old generations
 //             still drain, but there is nothing to revoke and the token's end does not
 //             concern them.
+//   reload    reconfigure(): new settings; when where the secret comes from changed (kind,
+//             mount, role, path, fields) new credentials are fetched at once and the old
+//             generation drains as after a rotation; a timing-only change (margin,
+//             refresh_interval) applies from the next schedule.  remove(): no more fetches;
+//             the current generation stays with PgBouncer (renewed while it may be) and is
+//             revoked once no plugin holds it (DRAINED or disconnected) or at its deadline.
+//   shutdown  revoke_all(): stop, and revoke every lease now, drained or not.
 //
 // All work happens in step(), run by one timer and after every event; it does whatever
 // is due and re-arms the timer for the next thing that will be due.  At most one Vault
@@ -36,6 +43,7 @@
 #ifndef PGBV_CONTROLLER_CREDENTIAL_SET_HPP
 #define PGBV_CONTROLLER_CREDENTIAL_SET_HPP
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -101,6 +109,38 @@ public:
     // Fetches new credentials now (admin request).
     void rotate_now();
 
+    // New settings for this set (same name); returns true when they change where the
+    // credentials come from, so that new ones are fetched now.
+    bool reconfigure(SetSettings settings);
+
+    // The set was removed from the configuration: fetch nothing more, revoke what is left
+    // once no plugin holds it.  finished() once nothing is left; `on_finished` is called
+    // then (from step(), so the owner must not destroy the set inside it).
+    void remove(std::function<void()> on_finished);
+
+    // Shutdown: stop and revoke every lease now (no retry on failure); on_finished as
+    // for remove().
+    void revoke_all(std::function<void()> on_finished);
+
+    bool finished() const { return removed_ && !current_ && retired_.empty() && !call_; }
+
+    // Revokes now every old generation that every holder reported drained (skipping a
+    // retry's wait); appends "<set> generation <n> (user <u>)" for each to `started`.
+    // Returns how many old generations with a lease are still in use (not drained).
+    std::size_t revoke_drained_now(std::vector<std::string>* started);
+
+    // No plugin holds any generation of this set any more (all DRAINED or disconnected).
+    bool released_by_plugins() const;
+
+    // Whether `generation` is one this set still tracks.
+    bool holds(std::uint64_t generation) const;
+
+    // Generation numbers continue from `last` (a set removed and added again keeps
+    // numbering up, as the protocol wants within one process).  Before start().
+    void continue_numbering(std::uint64_t last) { last_number_ = std::max(last_number_, last); }
+    std::uint64_t last_generation() const { return last_number_; }
+    const SetSettings& settings() const { return settings_; }
+
     const std::string& name() const { return settings_.name; }
     SetStatus status() const;
 
@@ -113,6 +153,7 @@ public:
 private:
     struct Generation {
         std::uint64_t number = 0;
+        bool leased = true;  // from a source with leases (its kind when fetched)
         std::string username;
         Secret password;
         std::string lease_id;
@@ -154,6 +195,11 @@ private:
     // Leaseless: when to read again after `read`, at `now`.
     MonoTime next_read(const SecretSource::Fetched& read, MonoTime now) const;
     void retire_leaseless(Generation old, const char* reason);
+    // Keeps `old` until drained (and revokes its lease then), whatever its kind.
+    void retire(Generation old, const char* reason);
+    // A removed set: hands its current generation to the revocation path once no plugin
+    // holds it or it has ended.
+    void release_removed(MonoTime now);
     // The current secret as status shows it: "database/static-creds/app", "secret/data/x v3".
     std::string source_text() const;
     void on_renewed(Result<LeaseRenewal> result);
@@ -199,6 +245,9 @@ private:
     std::string last_error_;
     State state_ = State::kWaitingForToken;
     bool started_ = false;
+    bool removed_ = false;  // remove() or revoke_all(): no more fetches
+    bool final_ = false;    // revoke_all(): revoke everything once, no retries
+    std::function<void()> on_finished_;
 };
 
 }  // namespace pgbv::ctl

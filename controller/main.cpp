@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -22,7 +23,9 @@
 #include "controller/curl_transport.hpp"
 #include "controller/event_clock.hpp"
 #include "controller/event_handles.hpp"
+#include "controller/http_endpoint.hpp"
 #include "controller/log.hpp"
+#include "controller/metrics.hpp"
 #include "controller/plugin_server.hpp"
 #include "controller/unix_socket.hpp"
 #include "controller/vault_client.hpp"
@@ -44,6 +47,10 @@ void usage(FILE* out) {
                  "  -v         log at debug level, whatever log_level says\n"
                  "  --version  print the version and exit\n"
                  "\n"
+                 "Signals: SIGHUP re-reads CONFIG (like pgbvctl reload); SIGTERM/SIGINT stop\n"
+                 "(with revoke_on_shutdown, after revoking every lease; a second signal\n"
+                 "stops at once).\n"
+                 "\n"
                  "Environment: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_CAPATH,\n"
                  "VAULT_NAMESPACE, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME\n"
                  "and VAULT_SKIP_VERIFY override the file.\n");
@@ -56,11 +63,32 @@ void harden_process() {
     ::setrlimit(RLIMIT_CORE, &none);
 }
 
+// Re-reads the configuration file and applies it (SIGHUP, pgbvctl reload).  A file that
+// cannot be read or is invalid changes nothing: the error is logged and returned.
+ReloadResult reload_config(Controller& controller, const std::string& path, const Getenv& getenv,
+                           bool verbose) {
+    ReloadResult result = reload_from_file(controller, path, getenv);
+    if (result.error.empty()) {
+        if (!verbose) log::set_level(controller.config().controller.log_level);
+        log::set_format(controller.config().controller.log_format);
+    }
+    return result;
+}
+
 struct Daemon {
     event_base* base = nullptr;
     PluginServer* plugins = nullptr;
+    Controller* controller = nullptr;
+    std::function<ReloadResult()> reload;
     bool stopping = false;
 };
+
+// Tells the plugins and leaves the loop once their ERROR frames had time to go out.
+void stop_now(Daemon& d) {
+    if (d.plugins != nullptr) d.plugins->shutdown();
+    const timeval grace = {0, 500000};
+    event_base_loopexit(d.base, &grace);
+}
 
 void on_stop_signal(evutil_socket_t signo, short, void* arg) {
     auto* d = static_cast<Daemon*>(arg);
@@ -70,21 +98,31 @@ void on_stop_signal(evutil_socket_t signo, short, void* arg) {
         return;
     }
     d->stopping = true;
-    log::info("%s received: shutting down (leases are left to PgBouncer, not revoked)",
-              strsignal(static_cast<int>(signo)));
-    if (d->plugins != nullptr) d->plugins->shutdown();
-    // Time for the shutdown ERROR frames to reach the plugins.
-    const timeval grace = {0, 500000};
-    event_base_loopexit(d->base, &grace);
-}
-
-void on_hup(evutil_socket_t, short, void*) {
+    const ControllerSettings& settings = d->controller->config().controller;
+    if (!settings.revoke_on_shutdown) {
+        log::info("%s received: shutting down (leases are left to PgBouncer, not revoked)",
+                  strsignal(static_cast<int>(signo)));
+        stop_now(*d);
+        return;
+    }
     log::info(
-            "SIGHUP ignored: the configuration is read only at start; restart to change it "
-            "(plugins keep their credentials meanwhile)");
+            "%s received: shutting down; revoke_on_shutdown is on (a second signal exits at "
+            "once, without revoking)",
+            strsignal(static_cast<int>(signo)));
+    d->controller->shutdown_revoking(settings.shutdown_timeout, [d] { stop_now(*d); });
 }
 
-int run(const Config& config, Secret env_token) {
+void on_hup(evutil_socket_t, short, void* arg) {
+    auto* d = static_cast<Daemon*>(arg);
+    if (d->stopping) {
+        log::info("SIGHUP ignored: shutting down");
+        return;
+    }
+    log::info("SIGHUP received: reloading the configuration");
+    d->reload();
+}
+
+int run(const Config& config, Secret env_token, const Getenv& getenv, bool verbose) {
     UniqueEventBase base(event_base_new());
     if (!base) {
         log::error("cannot create the event loop");
@@ -107,11 +145,17 @@ int run(const Config& config, Secret env_token) {
     }
     http_options.user_agent = std::string("pgbv-controller/") + kVersion;
     CurlTransport transport(base.get(), http_options);
+    Metrics metrics;  // counted by the Vault client, the sets, the keeper, the plugin socket
     VaultClient vault(transport, clock,
                       VaultClient::Options{config.vault.address, config.vault.name_space,
                                            config.vault.request_timeout});
+    vault.set_metrics(metrics);
     AuthSource auth(config.vault, std::move(env_token));
     Controller controller(config, clock, jitter, vault, auth);
+    // For SIGHUP and the admin socket's reload.
+    const std::function<ReloadResult()> reload = [&controller, &config, &getenv, verbose] {
+        return reload_config(controller, config.path, getenv, verbose);
+    };
     VaultHealth vault_health(clock, vault, config.vault.health_interval);
 
     std::string error;
@@ -125,6 +169,7 @@ int run(const Config& config, Secret env_token) {
     PluginServer::Options plugin_options;
     plugin_options.allowed_uids = config.controller.allowed_uids;
     plugin_options.max_clients = config.controller.max_plugin_clients;
+    plugin_options.metrics = &metrics;
     PluginServer plugins(base.get(), std::move(*plugin_listener), controller, plugin_options);
     controller.set_publish(
             [&plugins](const pgbv::wire::Credentials& c) { return plugins.broadcast(c); });
@@ -133,34 +178,67 @@ int run(const Config& config, Secret env_token) {
     std::optional<AdminServer> admin;
     if (!config.controller.admin_socket.empty()) {
         auto admin_listener =
-                UnixListener::open(config.controller.admin_socket, 0600, std::nullopt, &error);
+                UnixListener::open(config.controller.admin_socket,
+                                   config.controller.admin_socket_mode, std::nullopt, &error);
         if (!admin_listener) {
             log::error("admin socket: %s", error.c_str());
             return 1;
         }
         std::vector<uid_t> admins = {::geteuid(), 0};
-        admin.emplace(
-                base.get(), std::move(*admin_listener),
-                [&controller, &vault_health](const admin::Request& r) -> std::string {
-                    if (r.command == "status") {
-                        Status status = controller.status();
-                        status.vault_health = vault_health.status();
-                        return admin::encode_status(status);
-                    }
-                    if (r.command == "rotate") {
-                        const std::string err = controller.rotate(r.set);
-                        return err.empty() ? admin::encode_ok() : admin::encode_error(err);
-                    }
-                    return admin::encode_error("unknown command '" + r.command +
-                                               "'; known: status, rotate");
-                },
-                admins);
+        // What each admin command does (admin_server.hpp); log-level is AdminServer's own.
+        AdminServer::Actions actions;
+        actions.status = [&controller, &vault_health] {
+            Status status = controller.status();
+            status.vault_health = vault_health.status();
+            return status;
+        };
+        actions.rotate = [&controller](const std::string& set) { return controller.rotate(set); };
+        actions.revoke_drained = [&controller](std::string* text) {
+            std::string err;
+            *text = controller.revoke_drained(&err);
+            if (err.empty()) return true;
+            *text = err;
+            return false;
+        };
+        actions.reload = [&reload](std::string* err) -> std::optional<admin::ReloadReport> {
+            ReloadResult r = reload();
+            if (!r.error.empty()) {
+                *err = r.error;
+                return std::nullopt;
+            }
+            return admin::ReloadReport{r.added, r.changed, r.removed, r.restart_needed};
+        };
+        admin.emplace(base.get(), std::move(*admin_listener), std::move(actions), admins);
     }
 
-    Daemon daemon{base.get(), &plugins};
+    // /metrics, /healthz, /readyz.
+    std::unique_ptr<HttpEndpoint> http;
+    if (const auto& listen = config.controller.http_listen) {
+        HttpEndpoint::Options endpoint_options;
+        endpoint_options.host = listen->host;
+        endpoint_options.port = listen->port;
+        http = HttpEndpoint::open(
+                base.get(), clock, metrics,
+                [&controller, &vault_health] {
+                    Status s = controller.status();
+                    s.vault_health = vault_health.status();
+                    return s;
+                },
+                endpoint_options, &error);
+        if (!http) {
+            log::error("http_listen: %s", error.c_str());
+            return 1;
+        }
+        log::info("http endpoint on http://%s (/metrics, /healthz, /readyz)",
+                  http->bound_address().c_str());
+    } else {
+        log::info("http endpoint off (http_listen = off)");
+    }
+
+    Daemon daemon{base.get(), &plugins, &controller, reload};
     UniqueEvent sigterm(evsignal_new(base.get(), SIGTERM, &on_stop_signal, &daemon));
     UniqueEvent sigint(evsignal_new(base.get(), SIGINT, &on_stop_signal, &daemon));
-    UniqueEvent sighup(evsignal_new(base.get(), SIGHUP, &on_hup, nullptr));
+    UniqueEvent sighup(evsignal_new(base.get(), SIGHUP, &on_hup, &daemon));
     if (!sigterm || !sigint || !sighup) {
         log::error("cannot install the signal handlers");
         return 1;
@@ -243,9 +321,10 @@ int run_main(int argc, char** argv) {
         return 0;
     }
     log::set_level(verbose ? log::Level::kDebug : config.controller.log_level);
+    log::set_format(config.controller.log_format);
     ::signal(SIGPIPE, SIG_IGN);
     try {
-        return run(config, std::move(env_token));
+        return run(config, std::move(env_token), getenv, verbose);
     } catch (const std::exception& e) {
         log::error("fatal: %s", e.what());
         return 1;

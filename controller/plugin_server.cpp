@@ -115,6 +115,9 @@ void PluginServer::accept_one(int fd) {
     const auto uid = peer_uid(fd);
     const std::uint32_t active = client_count();
     clients_.emplace(c.id, std::move(client));
+    const bool admitted = !shutting_down_ && uid && allowed(*uid) &&
+                          active < static_cast<std::uint32_t>(options_.max_clients);
+    if (options_.metrics != nullptr) options_.metrics->plugin_connection(admitted);
     if (shutting_down_) {
         refuse(c, PGBV_ERR_SHUTTING_DOWN, "the controller is shutting down");
         return;

@@ -27,6 +27,7 @@
 
 #include "controller/clock.hpp"
 #include "controller/event_handles.hpp"
+#include "controller/metrics.hpp"
 #include "controller/plugin_handler.hpp"
 #include "controller/unix_socket.hpp"
 #include "pgbv/wire_codec.hpp"
@@ -40,6 +41,7 @@ public:
         int max_clients = 16;
         Duration hello_timeout = std::chrono::seconds(10);
         std::size_t max_output = 1 << 20;
+        Metrics* metrics = nullptr;  // counts accepted and refused connections, if set
     };
 
     // Starts accepting on `listener`.  Throws std::runtime_error if libevent cannot

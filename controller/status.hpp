@@ -12,6 +12,21 @@
 
 namespace pgbv::ctl {
 
+// One generation of a set's credentials that the controller still tracks: the current one
+// and the older ones not yet forgotten (waiting for DRAINED, their revocation or their end).
+struct GenerationStatus {
+    std::uint64_t number = 0;
+    std::string username;
+    std::string lease_id;         // empty for a static role or a KV secret
+    std::string state;            // current, in_use (not yet DRAINED), drained (revoking)
+    std::int64_t lease_ttl = -1;  // seconds until its lease ends; -1: none or unknown
+    std::int64_t deadline = 0;    // wall clock when it stops working for sure (0: none)
+    bool renewable = false;
+    std::uint32_t holders = 0;  // plugin connections that received it and have not
+                                // reported it drained
+    std::uint32_t revoke_failures = 0;
+};
+
 struct SetStatus {
     std::string name;
     std::string state;  // waiting_for_token, fetching, serving, rotating, degraded, expired
@@ -30,6 +45,8 @@ struct SetStatus {
     std::int64_t rotate_at = 0;    // when new ones will be fetched (leaseless: read again)
     std::uint32_t draining = 0;    // older generations waiting for DRAINED or their deadline
     std::string last_error;        // the last Vault failure while it lasts; one line
+    std::int64_t renew_at = 0;     // when the lease is renewed next (0: not planned)
+    std::vector<GenerationStatus> generations;  // current first, then older ones
 };
 
 struct TokenStatus {

@@ -87,9 +87,9 @@ void TokenKeeper::step() {
         // A new phase: logins start again from the shortest wait, not from where the
         // renewals' backoff had grown to.
         failures_ = 0;
-        log::error(
-                "vault: the token has expired before a new login succeeded; credential "
-                "sets cannot reach Vault until one does");
+        log::event(log::Level::kError, "login", "",
+                   "vault: the token has expired before a new login succeeded; credential "
+                   "sets cannot reach Vault until one does");
         notify();
     }
     if (call_) return;
@@ -136,6 +136,7 @@ void TokenKeeper::arm(MonoTime now) {
 }
 
 void TokenKeeper::login(MonoTime) {
+    logging_in_ = true;
     std::string error;
     if (auth_.method() == AuthMethod::kAppRole && auth_.secret_id_wrapped()) {
         login_wrapped();
@@ -285,6 +286,7 @@ void TokenKeeper::unwrap(std::shared_ptr<Secret> wrapping) {
 
 // Token method: learn the token's TTL before using it.
 void TokenKeeper::login_with_token(Secret candidate) {
+    logging_in_ = true;
     op_ = Op::kLogin;
     auto shared = std::make_shared<Secret>(std::move(candidate));
     call_ = vault_.lookup_self(*shared, [this, shared](Result<TokenInfo> r) {
@@ -353,6 +355,7 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
                               ? std::optional(policy::renew_at(now, *ttl, lead_, jitter_.next()))
                               : std::nullopt;
         login_wanted_ = false;
+        logging_in_ = false;
         succeeded();
         notify();
         return;
@@ -365,6 +368,8 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
     token_ = std::move(token);
     ++id_;
     ++logins_;
+    logging_in_ = false;
+    vault_.metrics().login(true);
     issued_ = now;
     end_ = end;
     renewable_ = renewable;
@@ -379,14 +384,15 @@ void TokenKeeper::adopt(Secret token, std::optional<Duration> ttl, bool renewabl
                           ? std::optional(policy::renew_at(now, *ttl, lead_, jitter_.next()))
                           : std::nullopt;
     if (ttl) {
-        log::info("vault: logged in (%s): token #%llu, ttl %llds, %s", how,
-                  static_cast<unsigned long long>(id_), secs(*ttl),
-                  renewable_ ? "renewable"
-                  : batch_   ? "batch token (never renewed; leases end with it)"
-                             : "not renewable");
+        log::event(log::Level::kInfo, "login", "",
+                   "vault: logged in (%s): token #%llu, ttl %llds, %s", how,
+                   static_cast<unsigned long long>(id_), secs(*ttl),
+                   renewable_ ? "renewable"
+                   : batch_   ? "batch token (never renewed; leases end with it)"
+                              : "not renewable");
     } else {
-        log::info("vault: logged in (%s): token #%llu, no expiry", how,
-                  static_cast<unsigned long long>(id_));
+        log::event(log::Level::kInfo, "login", "", "vault: logged in (%s): token #%llu, no expiry",
+                   how, static_cast<unsigned long long>(id_));
     }
     succeeded();
     notify();
@@ -397,7 +403,9 @@ void TokenKeeper::renew(MonoTime) {
         Secret candidate;
         std::string error;
         if (auth_.read_token(&candidate, &error) && !(candidate == token_)) {
-            log::info("vault: %s holds a new token; switching to it", auth_.token_origin().c_str());
+            log::event(log::Level::kInfo, "login", "",
+                       "vault: %s holds a new token; switching to it",
+                       auth_.token_origin().c_str());
             login_with_token(std::move(candidate));
             return;
         }
@@ -431,10 +439,10 @@ void TokenKeeper::on_renewed(const Result<AuthInfo>& r) {
         if (e.kind == VaultError::Kind::kRejected || final_end) {
             capped_ = true;
             next_renew_.reset();
-            log::info(
-                    "vault: token #%llu cannot be renewed any more (%s); logging in again "
-                    "before it ends",
-                    static_cast<unsigned long long>(id_), e.message.c_str());
+            log::event(log::Level::kInfo, "renew", "",
+                       "vault: token #%llu cannot be renewed any more (%s); logging in again "
+                       "before it ends",
+                       static_cast<unsigned long long>(id_), e.message.c_str());
             succeeded();
             notify();
             return;
@@ -449,15 +457,15 @@ void TokenKeeper::on_renewed(const Result<AuthInfo>& r) {
     if (policy::renewal_capped(increment_, a.ttl) || !a.renewable || mentions_cap(a.warnings)) {
         capped_ = true;
         next_renew_.reset();
-        log::info(
-                "vault: token #%llu renewed for %llds; its max TTL is reached, logging in "
-                "again %llds before it ends",
-                static_cast<unsigned long long>(id_), secs(a.ttl),
-                secs(to_duration(*end_ - *relogin_time())));
+        log::event(log::Level::kInfo, "renew", "",
+                   "vault: token #%llu renewed for %llds; its max TTL is reached, logging in "
+                   "again %llds before it ends",
+                   static_cast<unsigned long long>(id_), secs(a.ttl),
+                   secs(to_duration(*end_ - *relogin_time())));
     } else {
         next_renew_ = policy::renew_at(now, a.ttl, lead_, jitter_.next());
-        log::info("vault: token #%llu renewed for %llds", static_cast<unsigned long long>(id_),
-                  secs(a.ttl));
+        log::event(log::Level::kInfo, "renew", "", "vault: token #%llu renewed for %llds",
+                   static_cast<unsigned long long>(id_), secs(a.ttl));
     }
     succeeded();
     notify();
@@ -472,8 +480,9 @@ void TokenKeeper::verify() {
         if (!r.ok() && r.error().kind == VaultError::Kind::kDenied) {
             rejected_ = true;
             login_wanted_ = true;
-            log::warning("vault: token #%llu is no longer accepted (%s); logging in again",
-                         static_cast<unsigned long long>(id_), r.error().message.c_str());
+            log::event(log::Level::kWarning, "login", "",
+                       "vault: token #%llu is no longer accepted (%s); logging in again",
+                       static_cast<unsigned long long>(id_), r.error().message.c_str());
             notify();
         } else if (r.ok()) {
             // The token is fine: the 403 a set saw is a policy matter, which that set
@@ -487,14 +496,18 @@ void TokenKeeper::verify() {
 
 void TokenKeeper::failed(const std::string& error, bool token_dead) {
     const MonoTime now = clock_.now();
+    if (logging_in_) {
+        logging_in_ = false;
+        vault_.metrics().login(false);
+    }
     ++failures_;
     std::optional<Duration> left;
     if (end_ && !token_dead && *end_ > now) left = to_duration(*end_ - now);
     const Duration wait = policy::backoff(failures_, retry_min_, retry_max_, jitter_.next(), left);
     retry_at_ = now + wait;
     if (failures_ == 1 || !log::same_error(error, last_error_)) {
-        log::warning("vault: %s; retrying in %.1fs", error.c_str(),
-                     static_cast<double>(wait.count()) / 1000.0);
+        log::event(log::Level::kWarning, "vault", "", "vault: %s; retrying in %.1fs", error.c_str(),
+                   static_cast<double>(wait.count()) / 1000.0);
     } else {
         log::debug("vault: still failing (attempt %d): %s", failures_, error.c_str());
     }
@@ -503,7 +516,8 @@ void TokenKeeper::failed(const std::string& error, bool token_dead) {
 
 void TokenKeeper::succeeded() {
     if (failures_ > 0) {
-        log::info("vault: token operations succeed again after %d failed attempts", failures_);
+        log::event(log::Level::kInfo, "vault", "",
+                   "vault: token operations succeed again after %d failed attempts", failures_);
     }
     failures_ = 0;
     last_error_.clear();

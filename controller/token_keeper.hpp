@@ -57,6 +57,13 @@ public:
     // Logs in (asynchronously).
     void start();
 
+    // A reload changed the largest rotation margin: log in again that much earlier.
+    void set_relogin_lead(Duration lead) {
+        if (lead == lead_) return;
+        lead_ = lead;
+        if (!token_.empty()) timer_->arm_at(clock_.now());  // re-plan from the loop
+    }
+
     std::optional<Current> current() const override;
     Life life_of(std::uint64_t id) const override;
     void report_denied(std::uint64_t id) override;
@@ -120,6 +127,7 @@ private:
     MonoTime retry_at_{};
     std::string last_error_;
     std::uint64_t logins_ = 0;
+    bool logging_in_ = false;  // a login attempt is under way: its failure is counted
 
     // AppRole with secret_id_wrapped: the wrapping token last unwrapped and the secret ID
     // it gave (both wiped when replaced or released).

@@ -44,11 +44,25 @@ VaultClient::Pending VaultClient::send(HttpRequest request, std::string what,
                                        Result<T> (*parse)(const HttpResponse&, const std::string&),
                                        Done<T> done) {
     ++health_.requests;
-    return transport_.start(std::move(request), [this, what = std::move(what), parse,
-                                                 done = std::move(done)](HttpResponse response) {
+    return start(std::move(request), [this, what = std::move(what), parse,
+                                      done = std::move(done)](HttpResponse response) {
         Result<T> result = parse(response, what);
         note(result.ok() ? nullptr : &result.error());
         done(std::move(result));
+    });
+}
+
+VaultClient::Pending VaultClient::start(HttpRequest request, HttpTransport::Callback done) {
+    const std::string prefix = options_.address + "/v1/";
+    const std::string_view url = request.url;
+    const std::string_view path_class = vault_path_class(
+            url.substr(0, prefix.size()) == prefix ? url.substr(prefix.size()) : url);
+    const MonoTime sent = clock_.now();
+    return transport_.start(std::move(request), [this, path_class, sent,
+                                                 done = std::move(done)](HttpResponse response) {
+        metrics_->vault_request(path_class, response.failed() ? 0 : response.status,
+                                to_duration(clock_.now() - sent));
+        done(std::move(response));
     });
 }
 
@@ -64,15 +78,17 @@ void VaultClient::note(const VaultError* error) {
     health_.state = next;
     health_.since = clock_.now();
     if (down) {
-        log::warning(
-                "vault: unreachable at %s: %s; current credentials stay in use until "
-                "their deadline, retrying with backoff",
-                options_.address.c_str(), error->message.c_str());
+        log::event(log::Level::kWarning, "vault", "",
+                   "vault: unreachable at %s: %s; current credentials stay in use until "
+                   "their deadline, retrying with backoff",
+                   options_.address.c_str(), error->message.c_str());
     } else if (was == State::kUnreachable) {
         health_.last_error.clear();
-        log::info("vault: reachable again at %s after %llds", options_.address.c_str(), lasted);
+        log::event(log::Level::kInfo, "vault", "", "vault: reachable again at %s after %llds",
+                   options_.address.c_str(), lasted);
     } else {
-        log::info("vault: reachable at %s", options_.address.c_str());
+        log::event(log::Level::kInfo, "vault", "", "vault: reachable at %s",
+                   options_.address.c_str());
     }
 }
 
@@ -117,10 +133,10 @@ VaultClient::Pending VaultClient::unwrap_secret_id(const Secret& wrapping_token,
 VaultClient::Pending VaultClient::health_check(Done<VaultHealthInfo> done) {
     ++health_.requests;
     const std::string what = "health check (GET /v1/sys/health)";
-    return transport_.start(request("GET", "sys/health?standbyok=true&perfstandbyok=true", nullptr),
-                            [what, done = std::move(done)](HttpResponse response) {
-                                done(parse_health(response, what));
-                            });
+    return start(request("GET", "sys/health?standbyok=true&perfstandbyok=true", nullptr),
+                 [what, done = std::move(done)](HttpResponse response) {
+                     done(parse_health(response, what));
+                 });
 }
 
 VaultClient::Pending VaultClient::lookup_self(const Secret& token, Done<TokenInfo> done) {
@@ -166,14 +182,14 @@ VaultClient::Pending VaultClient::read_kv(const Secret& token, std::string_view 
     std::string what = "KV read (GET /v1/" + full + ")";
     // Like send(), with the field names for the parser.
     ++health_.requests;
-    return transport_.start(request("GET", full, &token),
-                            [this, what = std::move(what), username_field, password_field,
-                             done = std::move(done)](HttpResponse response) {
-                                Result<KvCredentials> result = parse_kv_credentials(
-                                        response, what, username_field, password_field);
-                                note(result.ok() ? nullptr : &result.error());
-                                done(std::move(result));
-                            });
+    return start(request("GET", full, &token),
+                 [this, what = std::move(what), username_field, password_field,
+                  done = std::move(done)](HttpResponse response) {
+                     Result<KvCredentials> result =
+                             parse_kv_credentials(response, what, username_field, password_field);
+                     note(result.ok() ? nullptr : &result.error());
+                     done(std::move(result));
+                 });
 }
 
 VaultClient::Pending VaultClient::renew_lease(const Secret& token, std::string_view lease_id,

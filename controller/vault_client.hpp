@@ -21,6 +21,7 @@
 
 #include "controller/clock.hpp"
 #include "controller/http.hpp"
+#include "controller/metrics.hpp"
 #include "controller/vault_response.hpp"
 
 namespace pgbv::ctl {
@@ -87,17 +88,27 @@ public:
     const Health& health() const { return health_; }
     const std::string& address() const { return options_.address; }
 
+    // Where every request is counted and timed (by path class and status), and where the
+    // components that talk to Vault through this client count what they do (rotations,
+    // renewals, logins...).  Without a call, a Metrics of the client's own.
+    void set_metrics(Metrics& metrics) { metrics_ = &metrics; }
+    Metrics& metrics() { return *metrics_; }
+
 private:
     HttpRequest request(const char* method, const std::string& path, const Secret* token) const;
     template <class T>
     Pending send(HttpRequest request, std::string what,
                  Result<T> (*parse)(const HttpResponse&, const std::string&), Done<T> done);
     void note(const VaultError* error);
+    // transport_.start(), counting and timing the request in metrics().
+    Pending start(HttpRequest request, HttpTransport::Callback done);
 
     HttpTransport& transport_;
     const Clock& clock_;
     Options options_;
     Health health_;
+    std::unique_ptr<Metrics> own_metrics_ = std::make_unique<Metrics>();
+    Metrics* metrics_ = own_metrics_.get();
 };
 
 }  // namespace pgbv::ctl

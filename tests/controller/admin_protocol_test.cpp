@@ -84,11 +84,11 @@ TEST(AdminProtocol, StatusRoundTrip) {
 
 TEST(AdminProtocol, RequestsAndSmallAnswers) {
     std::string error;
-    auto req = admin::parse_request(admin::encode_request({"rotate", "app"}), &error);
+    auto req = admin::parse_request(admin::encode_request({"rotate", "app", ""}), &error);
     ASSERT_TRUE(req) << error;
     EXPECT_EQ(req->command, "rotate");
     EXPECT_EQ(req->set, "app");
-    EXPECT_EQ(admin::encode_request({"status", ""}), "{\"command\":\"status\"}\n");
+    EXPECT_EQ(admin::encode_request({"status", "", ""}), "{\"command\":\"status\"}\n");
     auto ok = admin::parse_response(admin::encode_ok(), &error);
     ASSERT_TRUE(ok);
     EXPECT_TRUE(ok->ok);
@@ -160,12 +160,12 @@ TEST(AdminServer, AnswersOverTheSocket) {
         }
         return got;
     };
-    auto r = admin::parse_response(exchange(admin::encode_request({"status", ""})), &error);
+    auto r = admin::parse_response(exchange(admin::encode_request({"status", "", ""})), &error);
     ASSERT_TRUE(r) << error;
     ASSERT_TRUE(r->status);
     expect_same(sample(), *r->status);
     // Several exchanges on one connection.
-    r = admin::parse_response(exchange(admin::encode_request({"dance", ""})), &error);
+    r = admin::parse_response(exchange(admin::encode_request({"dance", "", ""})), &error);
     ASSERT_TRUE(r) << error;
     EXPECT_FALSE(r->ok);
     EXPECT_EQ(r->error, "unknown command 'dance'");

@@ -11,10 +11,21 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from processes import Process, client_env, give_to_server_user, make_dir, wait_until, wrap
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now: each controller's http_listen gets its own, so that
+    tests running side by side do not fight over the default 9439."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Controller:
@@ -36,7 +47,8 @@ class Controller:
         self.vault = {"address": vault_addr, **vault}
         self.sets = sets
         self.controller = {"plugin_socket": str(self.plugin_socket),
-                           "admin_socket": str(self.admin_socket), **(controller or {})}
+                           "admin_socket": str(self.admin_socket),
+                           "http_listen": f"127.0.0.1:{free_port()}", **(controller or {})}
         self.process: Process | None = None
         self._stale = False
 
@@ -111,3 +123,21 @@ class Controller:
         if cp.returncode == 2 or not cp.stdout.strip():
             raise RuntimeError(f"pgbvctl status failed ({cp.returncode}): {cp.stderr.strip()}")
         return json.loads(cp.stdout)
+
+    @property
+    def http_url(self) -> str:
+        """http://host:port of the HTTP endpoint (/metrics, /healthz, /readyz)."""
+        listen = self.controller.get("http_listen", "off")
+        assert listen != "off", "this controller's HTTP endpoint is off"
+        return f"http://{listen}"
+
+    def http_get(self, path: str, method: str = "GET",
+                 timeout: float = 10) -> tuple[int, dict[str, str], str]:
+        """One request to the HTTP endpoint: (status, headers, body); an HTTP error status is
+        an answer here, not an exception."""
+        req = urllib.request.Request(self.http_url + path, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read().decode()
