@@ -354,13 +354,35 @@ void Controller::check_shutdown_wait() {
 void Controller::revoke_everything(const char* why) {
     shutdown_ = Shutdown::kRevoking;
     log::event(log::Level::kInfo, "revoke", "", "shutdown: %s; revoking every lease", why);
-    // Revocations are bounded by request_timeout; no retries at shutdown.
-    shutdown_timer_->arm_at(clock_.now() + config_.vault.request_timeout + std::chrono::seconds(1));
-    auto on_done = [this] { reap_timer_->arm_at(clock_.now()); };
+    // Revocations are bounded by request_timeout each (one set after another); no retries
+    // at shutdown.
+    const auto sets =
+            static_cast<Duration::rep>(std::max<std::size_t>(1, sets_.size() + removed_.size()));
+    shutdown_timer_->arm_at(clock_.now() + config_.vault.request_timeout * sets +
+                            std::chrono::seconds(1));
+    // One set at a time: Vault runs each lease's revocation statements on PostgreSQL, and
+    // two running at once on the same database or group fail there with "tuple
+    // concurrently updated", leaving the role behind.
+    revoke_queue_.clear();
     for (auto& set : sets_)
-        set->revoke_all(on_done);
+        revoke_queue_.push_back(set.get());
     for (auto& set : removed_)
-        set->revoke_all(on_done);
+        revoke_queue_.push_back(set.get());
+    std::reverse(revoke_queue_.begin(), revoke_queue_.end());
+    revoke_next_set();
+}
+
+void Controller::revoke_next_set() {
+    revoking_ = nullptr;
+    while (!revoke_queue_.empty()) {
+        CredentialSet* set = revoke_queue_.back();
+        revoke_queue_.pop_back();
+        set->revoke_all([this] { reap_timer_->arm_at(clock_.now()); });
+        if (!set->finished()) {
+            revoking_ = set;
+            return;
+        }
+    }
     reap_timer_->arm_at(clock_.now());
 }
 
@@ -377,13 +399,15 @@ void Controller::reap() {
         return;
     }
     if (shutdown_ != Shutdown::kRevoking) return;
+    if (revoking_ != nullptr && revoking_->finished()) revoke_next_set();
+    if (revoking_ != nullptr || !revoke_queue_.empty()) return;
     for (const auto& set : sets_) {
         if (!set->finished()) return;
     }
     for (const auto& set : removed_) {
         if (!set->finished()) return;
     }
-    log::info("shutdown: every lease is revoked");
+    log::info("shutdown: every revocation has finished");
     shutdown_ = Shutdown::kDone;
     shutdown_timer_->cancel();
     if (shutdown_done_) shutdown_done_();

@@ -101,6 +101,7 @@ private:
     // Shutdown: PgBouncer has closed its servers (or the wait is over): revoke.
     void check_shutdown_wait();
     void revoke_everything(const char* why);
+    void revoke_next_set();
 
     Config config_;
     Clock& clock_;
@@ -114,6 +115,9 @@ private:
     // Sets removed by a reload, until their last lease is revoked or ended; they still
     // take DRAINED reports and disconnects, never appear in status or snapshots.
     std::vector<std::unique_ptr<CredentialSet>> removed_;
+    // Sets whose leases the shutdown has still to revoke, and the one revoking now.
+    std::vector<CredentialSet*> revoke_queue_;
+    CredentialSet* revoking_ = nullptr;
     std::unique_ptr<Timer> reap_timer_;
     // The last generation number of each removed set's name, for a set added back later.
     std::map<std::string, std::uint64_t> removed_numbers_;

@@ -39,7 +39,7 @@ def test_revoke_on_shutdown_after_pgbouncer_stopped(chain):  # noqa: F811
     log = chain.controller.log_text()
     assert "revoke_on_shutdown is on" in log, log[-3000:]
     assert "shutdown: no plugin is connected; revoking every lease" in log, log[-3000:]
-    assert "shutdown: every lease is revoked" in log, log[-3000:]
+    assert "shutdown: every revocation has finished" in log, log[-3000:]
     # Not the timeout: PgBouncer was gone already.
     assert elapsed < 15, elapsed
     wait_until(lambda: not (chain.new_vault_roles() & roles), 10,
@@ -59,7 +59,7 @@ def test_revoke_on_shutdown_waits_for_pgbouncer_then_revokes(chain):  # noqa: F8
     chain.bouncer.stop()
     assert ctl.process.wait(20) == 0
     ctl.process.stop()
-    assert "shutdown: every lease is revoked" in ctl.log_text()
+    assert "shutdown: every revocation has finished" in ctl.log_text()
     wait_until(lambda: not (chain.new_vault_roles() & roles), 10,
                f"the Vault roles {sorted(roles)} to disappear from PostgreSQL")
 
@@ -72,7 +72,7 @@ def test_revoke_on_shutdown_at_timeout_while_pgbouncer_runs(chain):  # noqa: F81
     log = chain.controller.log_text()
     assert "shutdown_timeout (3s) has passed" in log, log[-3000:]
     assert elapsed >= 2.5, elapsed
-    assert "shutdown: every lease is revoked" in log, log[-3000:]
+    assert "shutdown: every revocation has finished" in log, log[-3000:]
     # Vault revoked the leases; PgBouncer's idle servers on those roles are dropped with them
     # (the roles' revocation statements), so the roles go too.
     wait_until(lambda: not (chain.new_vault_roles() & roles), 15,
